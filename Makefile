@@ -1,0 +1,47 @@
+# metamon-sp: every target installs what it needs (venv, torch CPU, Python deps, Showdown).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+RUN    ?= runs/demo
+# torch 2.13.0 first: on our machines it resolves to the local CPU wheel; a later `torch>=2.13`
+# range is then already satisfied (an unpinned install would pull a multi-GB CUDA build).
+TORCH  ?= torch==2.13.0
+
+.PHONY: help install showdown demo test test-unit test-integration test-e2e bench clean
+
+help:
+	@echo "make demo    - install everything, then collect + filter a small Gen 1 OU dataset"
+	@echo "make test    - install everything, then run unit + integration + end-to-end tests"
+	@echo "make bench   - collection throughput benchmark"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+showdown: install
+	$(BIN)/metamon-sp install-showdown
+
+demo: showdown
+	$(BIN)/metamon-sp demo out=$(RUN)/$(shell date +%Y%m%d-%H%M%S) $(ARGS)
+
+test: showdown
+	$(BIN)/python -m pytest -v tests $(ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit $(ARGS)
+
+test-integration: showdown
+	$(BIN)/python -m pytest -v -m integration tests $(ARGS)
+
+test-e2e: showdown
+	$(BIN)/python -m pytest -v -m e2e tests $(ARGS)
+
+bench: showdown
+	$(BIN)/python benchmarks/collect_throughput.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

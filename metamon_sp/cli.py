@@ -1,0 +1,162 @@
+"""`metamon-sp COMMAND [key=value ...]`: every command takes Hydra overrides as trailing arguments.
+
+A few keys are the command's inputs and outputs rather than config (`out=`, `data=`); everything
+else is composed into the typed config, so a typo fails before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from metamon_sp.config import Config, ConfigError, load_config
+
+log = logging.getLogger("metamon_sp")
+
+COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    # name: (help, required io keys, optional io keys)
+    "collect": ("play and record battles into a dataset folder", ("out",), ()),
+    "filter": ("filter recorded datasets into a new one", ("data", "out"), ()),
+    "demo": ("the main job for now: collect, then filter with balanced outcomes", ("out",), ()),
+    "config": ("print the resolved config (and its hash)", (), ()),
+    "validate-teams": ("check every team of `team_set` with Showdown's validator", (), ()),
+    "install-showdown": ("install the pinned Showdown server into the cache", (), ()),
+}
+
+
+class UsageError(ValueError):
+    pass
+
+
+def split_args(command: str, args: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Separate the command's io keys (`out=DIR`) from Hydra overrides."""
+    _, required, optional = COMMANDS[command]
+    io_keys = set(required) | set(optional)
+    io: dict[str, str] = {}
+    overrides: list[str] = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise UsageError(f"argument {arg!r} is not of the form key=value.")
+        if key in io_keys:
+            io[key] = value
+        else:
+            overrides.append(arg)
+    missing = [k for k in required if not io.get(k)]
+    if missing:
+        raise UsageError(f"`metamon-sp {command}` needs " + " and ".join(f"{k}=DIR" for k in missing)
+                         + ".")
+    return io, overrides
+
+
+def _print_collect(summary: dict) -> None:
+    print(f"battles: {summary['battles']} ({summary['battles_played']} played now)")
+    print(f"battles/s: {summary['battles_per_s']:.2f}")
+    print(f"p1 win rate ({summary['p1']} vs {summary['p2']}): {summary['p1_win_rate']:.3f}")
+    print(f"invalid-order rate: {summary['invalid_rate']:.4f} "
+          f"({summary['invalid_actions']} of {summary['decisions']} decisions)")
+
+
+def _print_filter(report: dict) -> None:
+    out = report["output"]
+    print(f"kept {report['kept_trajectories']} of {report['input_trajectories']} trajectories "
+          f"(wins {out['wins']}, losses {out['losses']}); dropped: {report['dropped'] or 'none'}")
+
+
+def cmd_collect(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.collect import collect
+
+    _print_collect(collect(cfg, Path(io["out"])))
+    print(f"dataset: {io['out']}")
+
+
+def _data_dirs(value: str) -> list[Path]:
+    return [Path(p) for p in value.split(",") if p]
+
+
+def cmd_filter(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.filter import filter_datasets
+
+    _print_filter(filter_datasets(cfg, _data_dirs(io["data"]), Path(io["out"])))
+    print(f"dataset: {io['out']}")
+
+
+def cmd_demo(cfg: Config, io: dict[str, str]) -> None:
+    from dataclasses import replace
+
+    from metamon_sp.collect import collect
+    from metamon_sp.filter import filter_datasets
+
+    out = Path(io["out"])
+    _print_collect(collect(cfg, out / "collected"))
+    cfg = replace(cfg, filter=replace(cfg.filter, balance_outcomes=True))
+    _print_filter(filter_datasets(cfg, [out / "collected"], out / "filtered"))
+    print(f"datasets: {out / 'collected'} and {out / 'filtered'}")
+
+
+def cmd_config(cfg: Config, io: dict[str, str]) -> None:
+    print(json.dumps(cfg.to_dict(), indent=2))
+    print(f"config hash: {cfg.hash()}")
+
+
+def cmd_validate_teams(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.teams import load_team_set, validate_team_set
+
+    teams = load_team_set(cfg.team_set)
+    validate_team_set(teams, cfg.format)
+    print(f"all {len(teams)} teams of {cfg.team_set} are legal in {cfg.format}")
+
+
+def cmd_install_showdown(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.showdown import ensure_installed
+
+    print(ensure_installed())
+
+
+HANDLERS: dict[str, Callable[[Config, dict[str, str]], None]] = {
+    "collect": cmd_collect, "filter": cmd_filter, "demo": cmd_demo, "config": cmd_config,
+    "validate-teams": cmd_validate_teams, "install-showdown": cmd_install_showdown,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="metamon-sp", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_, required, _) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("args", nargs="*", metavar="key=value",
+                        help="Hydra overrides" + (f"; needs {', '.join(k + '=' for k in required)}"
+                                                  if required else ""))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.DEBUG if ns.verbose else logging.INFO)
+    try:
+        io, overrides = split_args(ns.command, ns.args)
+        cfg = load_config(overrides)
+        HANDLERS[ns.command](cfg, io)
+    except (UsageError, ConfigError) as e:
+        print(f"metamon-sp {ns.command}: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a library error with a clear message: no traceback for users
+        from metamon_sp.errors import USER_ERRORS
+
+        if isinstance(e, USER_ERRORS) and not ns.verbose:
+            print(f"metamon-sp {ns.command}: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Collect: play `collect.battles` battles between `collect.p1` and `collect.p2` and record them.
+
+The battles are split over `collect.parallel_instances` independent instances, each with its own
+Showdown server and players (a process each when there are several). An instance writes a shard
+whenever `collect.shard_battles` battles are complete, so a crash loses only battles in flight.
+If its server dies it is restarted and play resumes until the instance's count is reached; a
+re-run into the same folder resumes the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from poke_env.concurrency import POKE_LOOP
+
+from metamon_sp import atomic
+from metamon_sp.config import Config
+from metamon_sp.players import build_player, check_player_spec
+from metamon_sp.showdown import ShowdownServer
+from metamon_sp.teams import TeamSampler, load_team_set, team_index, validate_team_set
+from metamon_sp.trajectories import MANIFEST, ShardWriter, Trajectory, write_manifest
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "collect_summary.json"
+
+
+class CollectError(RuntimeError):
+    pass
+
+
+class ServerDied(RuntimeError):
+    pass
+
+
+class BattleBook:
+    """Pairs the two sides' trajectories of each battle (they finish on poke-env's thread)."""
+
+    def __init__(self, record: str):
+        self.keep = {"both": {"p1", "p2"}, "p1": {"p1"}, "p2": {"p2"}}[record]
+        self._pending: dict[str, dict[str, Trajectory]] = {}
+        self._ready: list[list[Trajectory]] = []
+        self._lock = threading.Lock()
+        self.completed = 0
+
+    def add(self, traj: Trajectory) -> None:
+        with self._lock:
+            sides = self._pending.setdefault(traj.battle_id, {})
+            sides[traj.side] = traj
+            if len(sides) < 2:
+                return
+            del self._pending[traj.battle_id]
+            p1, p2 = sides["p1"], sides["p2"]
+            p1.opponent_team, p2.opponent_team = p2.team, p1.team
+            self._ready.append([t for t in (p1, p2) if t.side in self.keep])
+            self.completed += 1
+
+    def pop_ready(self, multiple_of: int = 1) -> list[list[Trajectory]]:
+        """Complete battles (each a list of kept trajectories), as many as fill whole groups of
+        `multiple_of` (full shards); the rest wait for the next call."""
+        with self._lock:
+            n = len(self._ready) // multiple_of * multiple_of
+            ready, self._ready = self._ready[:n], self._ready[n:]
+            return ready
+
+
+@dataclass
+class InstanceResult:
+    instance: int
+    battles_played: int
+    play_seconds: float
+    restarts: int
+    server_peak_rss_bytes: int | None
+
+
+def _player_ids(cfg: Config) -> tuple[str, str]:
+    p2 = cfg.collect.p1 if cfg.collect.p2 == "self" else cfg.collect.p2
+    return cfg.collect.p1, p2
+
+
+async def _stop(players: list[Any]) -> None:
+    for p in players:
+        try:
+            await asyncio.wait_for(p.ps_client.stop_listening(), timeout=5)
+        except Exception:  # the socket may already be gone with the server
+            pass
+
+
+async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
+                flush: Callable[[list[list[Trajectory]]], None], samplers: list[TeamSampler],
+                names: dict[str, str], generation: int, tag: str) -> None:
+    """Play `n` battles on `server`, flushing complete battles as shards fill up."""
+    p1_id, p2_id = _player_ids(cfg)
+    c = cfg.collect
+    common = dict(server_url=server.websocket_url, battle_format=cfg.format,
+                  concurrency=c.concurrency, on_trajectory=book.add, team_names=names,
+                  generation=generation)
+    p1 = build_player(p1_id, username=f"p1-{tag}", team=samplers[0], opponent_id=p2_id, **common)
+    p2 = build_player(p2_id, username=f"p2-{tag}", team=samplers[1], opponent_id=p1_id, **common)
+    games = asyncio.ensure_future(p1.battle_against(p2, n_battles=n))
+    forfeited: set[str] = set()
+    try:
+        while not games.done():
+            await asyncio.wait({games}, timeout=0.5)
+            flush(book.pop_ready(multiple_of=c.shard_battles))
+            if not server.alive():
+                raise ServerDied(f"the Showdown server died (see {server.log_path})")
+            for battle_tag, age in p1.battle_ages().items():
+                if age > c.battle_timeout_s and battle_tag not in forfeited:
+                    log.warning("Battle %s exceeded %.0fs: forfeiting it (marked truncated)",
+                                battle_tag, c.battle_timeout_s)
+                    forfeited.add(battle_tag)
+                    p1.mark_truncated(battle_tag)
+                    p2.mark_truncated(battle_tag)
+                    asyncio.run_coroutine_threadsafe(
+                        p1.ps_client.send_message("/forfeit", battle_tag), POKE_LOOP)
+        games.result()
+    finally:
+        flush(book.pop_ready())  # complete battles are kept, whatever happened
+        if not games.done():
+            games.cancel()
+        await _stop([p1, p2])
+
+
+def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int,
+                 generation: int = 0, progress: Callable[[int], None] | None = None
+                 ) -> InstanceResult:
+    """Play this instance's share of battles into `out_dir` with its own server."""
+    out_dir = Path(out_dir)
+    c = cfg.collect
+    teams = load_team_set(cfg.team_set)
+    names = team_index(teams)
+    p1_id, p2_id = _player_ids(cfg)
+    writer = ShardWriter(out_dir, prefix=f"i{instance:02d}", extra_meta={
+        "instance": instance, "p1": p1_id, "p2": p2_id, "format": cfg.format,
+        "team_set": cfg.team_set, "generation": generation, "config_hash": cfg.hash()})
+    written = writer.existing_summary()["battles"]
+    if written >= n_battles:
+        return InstanceResult(instance, 0, 0.0, 0, None)
+    seed = cfg.seed * 10_007 + instance
+    random.seed(seed)  # poke-env's baselines draw from the global RNG
+    np.random.seed(seed % 2**32)
+    samplers = [TeamSampler(teams, seed * 2), TeamSampler(teams, seed * 2 + 1)]
+    played = 0
+
+    def flush(battles: list[list[Trajectory]]) -> None:
+        nonlocal written, played
+        size = c.shard_battles
+        for i in range(0, len(battles), size):
+            chunk = battles[i:i + size]
+            writer.write([t for battle in chunk for t in battle])
+            written += len(chunk)
+            played += len(chunk)
+            if progress:
+                progress(len(chunk))
+
+    with ShowdownServer(out_dir / "logs" / f"showdown-i{instance:02d}.log") as server:
+        t0 = time.monotonic()  # play time: the server's start is not part of the rate
+        while written < n_battles:
+            book = BattleBook(c.record)
+            tag = f"i{instance}r{server.restarts}{secrets.token_hex(2)}"
+            try:
+                asyncio.run(_play(server, cfg, n_battles - written, book, flush, samplers, names,
+                                  generation, tag))
+            except ServerDied as e:
+                if server.restarts >= c.max_server_restarts:
+                    raise CollectError(f"instance {instance}: {e}; gave up after "
+                                       f"{server.restarts} restarts ({written} battles kept).") from e
+                log.warning("Instance %d: %s; restarting it (%d battles kept)", instance, e, written)
+                server.restart()
+        peak = server.peak_rss_bytes()
+        restarts = server.restarts
+    return InstanceResult(instance, played, time.monotonic() - t0, restarts, peak)
+
+
+def _instance_entry(args: tuple) -> InstanceResult:
+    cfg, out_dir, instance, n, generation, queue = args
+    logging.basicConfig(level=logging.WARNING)
+    return run_instance(cfg, out_dir, instance, n, generation,
+                        progress=(lambda k: queue.put(k)) if queue is not None else None)
+
+
+def split_battles(total: int, parts: int) -> list[int]:
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def _check_out_dir(out_dir: Path, cfg: Config) -> None:
+    manifest = out_dir / MANIFEST
+    if manifest.exists():
+        import json
+
+        meta = json.loads(manifest.read_text()).get("meta", {})
+        if meta.get("config_hash") not in (None, cfg.hash()):
+            raise CollectError(f"out={out_dir} already holds a dataset collected with another config "
+                               f"(hash {meta.get('config_hash')}, now {cfg.hash()}); choose an "
+                               f"empty folder so nothing already written is mixed or lost.")
+
+
+def collect(cfg: Config, out_dir: Path | str, generation: int = 0,
+            show_progress: bool = True) -> dict[str, Any]:
+    """Play and record `cfg.collect.battles` battles into `out_dir`; return the summary."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    c = cfg.collect
+    check_player_spec(c.p1, "collect.p1")
+    check_player_spec(c.p2, "collect.p2", allow_self=True)
+    teams = load_team_set(cfg.team_set)
+    validate_team_set(teams, cfg.format)  # an illegal team would hang its battles: refuse now
+    _check_out_dir(out_dir, cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = split_battles(c.battles, c.parallel_instances)
+    bar = tqdm(total=c.battles, desc="collect", unit="battle", disable=not show_progress)
+    t0 = time.monotonic()
+    if c.parallel_instances == 1:
+        results = [run_instance(cfg, out_dir, 0, parts[0], generation, progress=bar.update)]
+    else:
+        results = _run_parallel(cfg, out_dir, parts, generation, bar)
+    seconds = time.monotonic() - t0
+    bar.close()
+    p1_id, p2_id = _player_ids(cfg)
+    manifest = write_manifest(out_dir, meta={
+        "p1": p1_id, "p2": p2_id, "format": cfg.format, "team_set": cfg.team_set,
+        "record": c.record, "generation": generation, "config_hash": cfg.hash()})
+    played = sum(r.battles_played for r in results)
+    play_seconds = max(r.play_seconds for r in results)
+    summary = {
+        "battles": manifest["battles"],
+        "battles_played": played,
+        "seconds": round(seconds, 3),
+        "play_seconds": round(play_seconds, 3),
+        "battles_per_s": round(played / play_seconds, 3) if played and play_seconds > 0 else 0.0,
+        "p1": p1_id,
+        "p2": p2_id,
+        "p1_win_rate": round(manifest["p1_wins"] / max(1, manifest["battles"]), 4),
+        "invalid_actions": manifest["invalid_actions"],
+        "decisions": manifest["steps"],
+        "invalid_rate": round(manifest["invalid_actions"] / max(1, manifest["steps"]), 6),
+        "truncated": manifest["truncated"],
+        "server_restarts": sum(r.restarts for r in results),
+        "instances": [asdict(r) for r in results],
+    }
+    atomic.write_json(out_dir / SUMMARY, summary)
+    return summary
+
+
+def _run_parallel(cfg: Config, out_dir: Path, parts: list[int], generation: int, bar: Any
+                  ) -> list[InstanceResult]:
+    ctx = get_context("spawn")  # poke-env runs a background event loop thread: never fork it
+    with ctx.Manager() as manager, ProcessPoolExecutor(len(parts), mp_context=ctx) as pool:
+        queue = manager.Queue()
+        futures = [pool.submit(_instance_entry, (cfg, out_dir, i, n, generation, queue))
+                   for i, n in enumerate(parts)]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.5)
+            while not queue.empty():
+                bar.update(queue.get())
+        while not queue.empty():
+            bar.update(queue.get())
+        return [f.result() for f in futures]

@@ -1,0 +1,330 @@
+"""The one Gen 1 featurizer: battle → observation, legality mask, reward facts; action ↔ order.
+
+The same functions serve live play (players call them on poke-env `Battle` objects), stored data
+(trajectories hold exactly what they returned) and evaluation.
+
+Action space (fixed, N_ACTIONS = 10):
+    0..3  the i-th move of the current request, i.e. Showdown's `/choose move i+1`. When the
+          server offers only a pseudo-move (`fight` while asleep, frozen or partially trapped,
+          `recharge` after Hyper Beam, `struggle`), it is action 0 and its id shows in move slot 0.
+    4..9  switch to own team slot i-4, slots in the order the server first listed the team.
+
+Observation = `num` (float32[N_NUM]) + `cat` (int16[N_CAT]); `FEATURE_SPEC` names every column and
+the vocabulary each categorical column indexes, so a model can build its embeddings from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from poke_env.battle import Battle, Effect, Move, Pokemon, Status
+from poke_env.player.battle_order import BattleOrder, DefaultBattleOrder, SingleBattleOrder
+
+from metamon_sp import dex
+
+FEATURES_VERSION = 1
+N_MOVES, N_SLOTS = 4, 6
+N_ACTIONS = N_MOVES + N_SLOTS
+MOVE_ACTIONS = range(0, N_MOVES)
+SWITCH_ACTIONS = range(N_MOVES, N_ACTIONS)
+
+BOOSTS = ("atk", "def", "spa", "spe", "accuracy", "evasion")  # Gen 1: spa is Special
+VOLATILES = (Effect.CONFUSION, Effect.SUBSTITUTE, Effect.REFLECT,
+             Effect.LEECH_SEED, Effect.FOCUS_ENERGY, Effect.MIST, Effect.DISABLE)
+_STATUS_ID = {Status.BRN: 1, Status.FRZ: 2, Status.PAR: 3, Status.PSN: 4, Status.SLP: 5,
+              Status.TOX: 6, Status.FNT: 7}
+
+# Reward facts, one row per decision plus a final row at the end of the battle.
+FACTS = ("own_hp", "opp_hp", "own_status", "opp_status", "own_fainted", "opp_fainted")
+N_FACTS = len(FACTS)
+
+
+def _names() -> tuple[list[str], list[tuple[str, str]]]:
+    num = ["turn", "own_alive", "opp_alive", "opp_revealed", "force_switch", "trapped",
+           "pseudo_move_only", "must_recharge", "partially_trapped", "trapping_opponent",
+           "own_last_move_hit", "opp_last_move_hit"]
+    for i in range(N_SLOTS):
+        num += [f"own{i}_{k}" for k in ("hp", "fainted", "active", "max_hp", "atk", "def", "spc",
+                                        "spe", "status_turns")]
+    for side in ("own", "opp"):
+        num += [f"{side}_active_boost_{b}" for b in BOOSTS]
+        num += [f"{side}_active_{e.name.lower()}" for e in VOLATILES]
+    for i in range(N_SLOTS):
+        num += [f"opp{i}_{k}" for k in ("hp", "fainted", "active", "revealed", "base_hp",
+                                        "base_atk", "base_def", "base_spc", "base_spe")]
+    for i in range(N_MOVES):
+        num += [f"move{i}_{k}" for k in ("power", "accuracy", "pp", "priority", "effectiveness",
+                                         "immune", "stab", "is_status", "heals", "legal")]
+    cat: list[tuple[str, str]] = []
+    for side in ("own", "opp"):
+        for i in range(N_SLOTS):
+            cat += [(f"{side}{i}_species", "species"), (f"{side}{i}_status", "status"),
+                    (f"{side}{i}_type1", "type"), (f"{side}{i}_type2", "type")]
+            cat += [(f"{side}{i}_move{j}", "move") for j in range(N_MOVES)]
+    for i in range(N_MOVES):
+        cat += [(f"move{i}_id", "move"), (f"move{i}_type", "type")]
+    cat += [("own_last_move", "move"), ("opp_last_move", "move")]
+    return num, cat
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    version: int
+    num: tuple[str, ...]
+    cat: tuple[str, ...]
+    cat_vocab: tuple[str, ...]
+    vocab_sizes: dict[str, int]
+    n_actions: int
+    facts: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "num": list(self.num), "cat": list(self.cat),
+                "cat_vocab": list(self.cat_vocab), "vocab_sizes": self.vocab_sizes,
+                "n_actions": self.n_actions, "facts": list(self.facts)}
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps(self.to_json(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _spec() -> FeatureSpec:
+    num, cat = _names()
+    return FeatureSpec(FEATURES_VERSION, tuple(num), tuple(n for n, _ in cat),
+                       tuple(v for _, v in cat), dex.vocab_sizes(), N_ACTIONS, FACTS)
+
+
+FEATURE_SPEC = _spec()
+N_NUM, N_CAT = len(FEATURE_SPEC.num), len(FEATURE_SPEC.cat)
+
+
+@dataclass
+class Observation:
+    num: np.ndarray   # (N_NUM,) float32
+    cat: np.ndarray   # (N_CAT,) int16
+    mask: np.ndarray  # (N_ACTIONS,) bool
+    facts: np.ndarray  # (N_FACTS,) float32
+
+
+# --------------------------------------------------------------------------------- the request
+def request_moves(battle: Battle) -> list[dict[str, Any]]:
+    """The active Pokémon's move slots as the server lists them (what `/choose move i` means)."""
+    req = battle.last_request or {}
+    if battle.force_switch or not req.get("active"):
+        return []
+    return list(req["active"][0].get("moves", []))[:N_MOVES]
+
+
+def _slot_legal(slot: dict[str, Any]) -> bool:
+    return not slot.get("disabled", False) and slot.get("pp", 1) != 0
+
+
+def action_mask(battle: Battle) -> np.ndarray:
+    mask = np.zeros(N_ACTIONS, dtype=bool)
+    for i, slot in enumerate(request_moves(battle)):
+        mask[i] = _slot_legal(slot)
+    if battle.available_switches:
+        switchable = {id(m) for m in battle.available_switches}
+        for i, mon in enumerate(list(battle.team.values())[:N_SLOTS]):
+            mask[N_MOVES + i] = id(mon) in switchable
+    return mask
+
+
+def action_to_order(action: int, battle: Battle) -> BattleOrder:
+    """The order that carries out `action`; raises ValueError if the action is not legal now."""
+    if not action_mask(battle)[action]:
+        raise ValueError(f"action {action} is not legal in {battle.battle_tag} turn {battle.turn}")
+    if action < N_MOVES:
+        return SingleBattleOrder(f"/choose move {action + 1}")
+    return SingleBattleOrder(list(battle.team.values())[action - N_MOVES])
+
+
+def order_to_action(order: BattleOrder, battle: Battle) -> int | None:
+    """The action index of an order a player chose, or None for Showdown's default choice."""
+    if isinstance(order, DefaultBattleOrder) or not isinstance(order, SingleBattleOrder):
+        return None
+    target = order.order
+    if isinstance(target, Pokemon):
+        for i, mon in enumerate(list(battle.team.values())[:N_SLOTS]):
+            if mon is target or mon.species == target.species:
+                return N_MOVES + i
+        return None
+    if isinstance(target, Move):
+        slots = request_moves(battle)
+        for i, slot in enumerate(slots):
+            if slot.get("id") == target.id and _slot_legal(slot):
+                return i
+        if target.id in dex.PSEUDO_MOVES and slots:
+            return 0
+        return None
+    if isinstance(target, str) and target.startswith("/choose move "):
+        arg = target.split()[-1]
+        return int(arg) - 1 if arg.isdigit() else None
+    return None
+
+
+def default_action(mask: np.ndarray) -> int:
+    """Showdown's default choice: the first legal move, else the first legal switch."""
+    legal = np.flatnonzero(mask)
+    if legal.size == 0:
+        raise ValueError("no legal action: the request is a wait request")
+    return int(legal[0])
+
+
+# ----------------------------------------------------------------------------- battle history
+def _is_turn(ev: list[str]) -> bool:
+    return len(ev) > 1 and ev[1] == "turn"
+
+
+def last_turn_events(battle: Battle) -> list[list[str]]:
+    """Messages since the previous `|turn|`: the turn just played when a move is requested,
+    the turn so far when a switch is forced mid-turn. (Showdown sends the log before the
+    request; poke-env 0.16 keeps every parsed message.)"""
+    events = battle._replay_data  # pinned poke-env version; covered by the featurizer tests
+    i = len(events) - 1
+    if i >= 0 and _is_turn(events[i]):
+        i -= 1
+    start = i
+    while i >= 0 and not _is_turn(events[i]):
+        i -= 1
+    return events[i + 1:start + 1]
+
+
+def _move_outcomes(battle: Battle) -> dict[str, tuple[str, bool]]:
+    """For each side, the last move it used last turn and whether that move connected."""
+    role = battle.player_role or "p1"
+    result: dict[str, tuple[str, bool]] = {}
+    current: str | None = None
+    for ev in last_turn_events(battle):
+        if len(ev) < 3:
+            continue
+        kind = ev[1]
+        if kind == "move":
+            current = "own" if ev[2].startswith(role) else "opp"
+            move_id = "".join(c for c in ev[3].lower() if c.isalnum())
+            missed = any(e in ("[miss]", "[still]", "[notarget]") for e in ev[4:])
+            result[current] = (move_id, not missed)
+        elif kind in ("-miss", "-fail", "-immune") and current in result:
+            result[current] = (result[current][0], False)
+    return result
+
+
+# --------------------------------------------------------------------------------- featurizing
+def _status_id(mon: Pokemon) -> int:
+    return _STATUS_ID.get(mon.status, 0) if mon.status else 0
+
+
+def _move_ids(mon: Pokemon) -> list[int]:
+    ids = [dex.move_info(m).id for m in list(mon.moves)[:N_MOVES]]
+    return ids + [dex.PAD] * (N_MOVES - len(ids))
+
+
+def _facts(battle: Battle) -> list[float]:
+    own = list(battle.team.values())
+    opp = list(battle.opponent_team.values())
+    unseen = max(0, N_SLOTS - len(opp))
+    alive_status = lambda mons: sum(1 for m in mons if m.status and m.status != Status.FNT)  # noqa: E731
+    return [
+        sum(m.current_hp_fraction for m in own),
+        sum(m.current_hp_fraction for m in opp) + unseen,
+        alive_status(own), alive_status(opp),
+        sum(1 for m in own if m.fainted), sum(1 for m in opp if m.fainted),
+    ]
+
+
+def reward_facts(battle: Battle) -> np.ndarray:
+    return np.asarray(_facts(battle), dtype=np.float32)
+
+
+def featurize(battle: Battle) -> Observation:
+    """Observation, legality mask and reward facts of `battle` as the player to move sees it."""
+    num: list[float] = []
+    cat: list[int] = []
+    own = list(battle.team.values())[:N_SLOTS]
+    opp = list(battle.opponent_team.values())[:N_SLOTS]
+    active, opp_active = battle.active_pokemon, battle.opponent_active_pokemon
+    slots = request_moves(battle)
+    slot_ids = [s.get("id", "") for s in slots]
+    pseudo_only = len(slot_ids) == 1 and slot_ids[0] in dex.PSEUDO_MOVES
+    outcomes = _move_outcomes(battle)
+    own_last, own_hit = outcomes.get("own", ("", False))
+    opp_last, opp_hit = outcomes.get("opp", ("", False))
+    # Gen 1 partial trapping has no poke-env effect: infer it. `fight` is offered only while
+    # asleep, frozen or partially trapped, so `fight` while awake and unfrozen means trapped.
+    asleep_or_frozen = active is not None and active.status in (Status.SLP, Status.FRZ)
+    partially_trapped = slot_ids == ["fight"] and not asleep_or_frozen
+    trapping = own_hit and own_last in dex.PARTIAL_TRAPPING_MOVES and opp_active is not None \
+        and not opp_active.fainted
+
+    num += [min(battle.turn, 300) / 100.0,
+            sum(not m.fainted for m in own) / N_SLOTS,
+            (N_SLOTS - sum(m.fainted for m in opp)) / N_SLOTS,
+            len(opp) / N_SLOTS,
+            float(battle.force_switch), float(battle.trapped), float(pseudo_only),
+            float(active is not None and active.must_recharge),
+            float(partially_trapped), float(trapping), float(own_hit), float(opp_hit)]
+
+    for i in range(N_SLOTS):
+        if i < len(own):
+            m = own[i]
+            st = m.stats
+            num += [m.current_hp_fraction, float(m.fainted), float(m.active), (m.max_hp or 0) / 704.0,
+                    (st.get("atk") or 0) / 500.0, (st.get("def") or 0) / 500.0,
+                    (st.get("spa") or 0) / 500.0, (st.get("spe") or 0) / 500.0,
+                    min(m.status_counter, 8) / 8.0]
+        else:
+            num += [0.0] * 9
+    for mon in (active, opp_active):
+        boosts = mon.boosts if mon is not None else {}
+        effects = mon.effects if mon is not None else {}
+        num += [boosts.get(b, 0) / 6.0 for b in BOOSTS]
+        num += [float(e in effects) for e in VOLATILES]
+    for i in range(N_SLOTS):
+        if i < len(opp):
+            m = opp[i]
+            info = dex.species_info(m.species)
+            num += [m.current_hp_fraction, float(m.fainted), float(m.active), 1.0, *info.base]
+        else:
+            num += [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+    opp_types = dex.species_info(opp_active.species).types if opp_active else (0, 0)
+    own_types = dex.species_info(active.species).types if active else (0, 0)
+    move_cat: list[int] = []
+    for i in range(N_MOVES):
+        if i < len(slots):
+            s = slots[i]
+            info = dex.move_info(s.get("id", ""))
+            maxpp = s.get("maxpp") or info.max_pp
+            mult = dex.type_multiplier(info.type, opp_types) if not info.is_status else 1.0
+            num += [info.power, info.accuracy, (s.get("pp", maxpp) / maxpp) if maxpp else 1.0,
+                    info.priority, float(np.log2(mult)) / 2.0 if mult > 0 else 0.0,
+                    float(mult == 0), float(info.type != 0 and info.type in own_types),
+                    float(info.is_status), float(info.heals), float(_slot_legal(s))]
+            move_cat += [info.id, info.type]
+        else:
+            num += [0.0] * 10
+            move_cat += [dex.PAD, 0]
+
+    for mons, revealed_only in ((own, False), (opp, True)):
+        for i in range(N_SLOTS):
+            if i < len(mons):
+                m = mons[i]
+                info = dex.species_info(m.species)
+                cat += [info.id, _status_id(m), info.types[0], info.types[1], *_move_ids(m)]
+            else:
+                # An opponent slot not yet revealed holds an unknown Pokémon; ours are never empty.
+                cat += [dex.UNKNOWN if revealed_only else dex.PAD, 0, 0, 0] + [dex.PAD] * N_MOVES
+    cat += move_cat
+    cat += [dex.move_info(own_last).id if own_last else dex.PAD,
+            dex.move_info(opp_last).id if opp_last else dex.PAD]
+
+    return Observation(
+        num=np.asarray(num, dtype=np.float32),
+        cat=np.asarray(cat, dtype=np.int16),
+        mask=action_mask(battle),
+        facts=np.asarray(_facts(battle), dtype=np.float32),
+    )

@@ -1,0 +1,227 @@
+"""Players by name, and the recording wrapper that turns any poke-env player's battles into
+trajectories through the one featurizer.
+
+    cls = player_class("simple_heuristics")      # a recording subclass of poke-env's player
+    p = cls(policy_id="simple_heuristics", on_trajectory=sink.add, team_names=index, ...)
+
+The wrapper also counts, per battle, the server's `|error|[Invalid choice]` answers (a missing
+action is not an invalid one), and marks battles that a timeout forfeited as truncated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import numpy as np
+from poke_env.battle import Battle
+from poke_env.player import MaxBasePowerPlayer, Player, RandomPlayer, SimpleHeuristicsPlayer
+from poke_env.player.battle_order import BattleOrder
+
+from metamon_sp.features import (N_ACTIONS, N_CAT, N_NUM, Observation, action_to_order,
+                                 default_action, featurize, order_to_action, reward_facts)
+from metamon_sp.teams import fingerprint
+from metamon_sp.trajectories import Trajectory
+
+log = logging.getLogger(__name__)
+
+BASELINES: dict[str, type[Player]] = {
+    "random": RandomPlayer,
+    "max_base_power": MaxBasePowerPlayer,
+    "simple_heuristics": SimpleHeuristicsPlayer,
+}
+
+
+class PlayerSpecError(ValueError):
+    pass
+
+
+def check_player_spec(spec: str, key: str, allow_self: bool = False) -> None:
+    """Fail early, naming the config key, on a player name nobody can build."""
+    if spec in BASELINES or (allow_self and spec == "self"):
+        return
+    choices = ", ".join(BASELINES) + (", or `self` (a copy of p1)" if allow_self else "")
+    raise PlayerSpecError(f"{key}={spec!r} is not a known player; choose one of {choices}.")
+
+
+@dataclass
+class _BattleRecord:
+    started: float = field(default_factory=time.monotonic)
+    rqids: list[Any] = field(default_factory=list)
+    obs_num: list[np.ndarray] = field(default_factory=list)
+    obs_cat: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+    facts: list[np.ndarray] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    invalid: int = 0
+    unavailable: int = 0
+    errors: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+
+class RecordingMixin:
+    """Mix in before a poke-env Player class; see `player_class`."""
+
+    def __init__(self, *args: Any, policy_id: str, opponent_id: str = "",
+                 on_trajectory: Callable[[Trajectory], None] | None = None,
+                 team_names: dict[str, str] | None = None, generation: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.policy_id = policy_id
+        self.opponent_id = opponent_id
+        self.on_trajectory = on_trajectory
+        self.team_names = team_names or {}
+        self.generation = generation
+        self._records: dict[str, _BattleRecord] = {}
+
+    # -------------------------------------------------------------------- server messages
+    async def _handle_battle_message(self, split_messages: list[list[str]]) -> None:
+        tag = split_messages[0][0].lstrip(">")
+        if tag.startswith("battle-"):
+            rec = self._records.setdefault(tag, _BattleRecord())
+            for msg in split_messages[1:]:
+                if len(msg) > 2 and msg[1] == "error":
+                    if msg[2].startswith("[Invalid choice]"):
+                        rec.invalid += 1  # poke-env asks choose_move again for the same request
+                    elif msg[2].startswith("[Unavailable choice]"):
+                        rec.unavailable += 1
+                        self._drop_last_step(rec)  # the server will send a new request
+                    else:
+                        rec.errors.append(msg[2])
+                elif len(msg) > 1 and msg[1] == "bigerror":
+                    rec.errors.append("|".join(msg[2:]))
+        await super()._handle_battle_message(split_messages)  # type: ignore[misc]
+
+    @staticmethod
+    def _drop_last_step(rec: _BattleRecord) -> None:
+        if rec.actions:
+            for seq in (rec.rqids, rec.obs_num, rec.obs_cat, rec.masks, rec.facts, rec.actions):
+                seq.pop()
+
+    # ------------------------------------------------------------------------- decisions
+    def choose_move(self, battle: Battle) -> BattleOrder | Awaitable[BattleOrder]:
+        obs = featurize(battle)
+        choice = self.choose_action(battle, obs)
+        if isinstance(choice, Awaitable):
+            return self._finish_async(battle, obs, choice)
+        return self._record(battle, obs, choice)
+
+    def choose_action(self, battle: Battle, obs: Observation
+                      ) -> BattleOrder | int | Awaitable[BattleOrder | int]:
+        """An order or an action index. Baselines defer to their poke-env `choose_move`;
+        a learned policy overrides this and uses `obs` (already featurized)."""
+        return super().choose_move(battle)  # type: ignore[misc]
+
+    async def _finish_async(self, battle: Battle, obs: Observation, choice: Awaitable) -> BattleOrder:
+        return self._record(battle, obs, await choice)
+
+    def _record(self, battle: Battle, obs: Observation, choice: BattleOrder | int) -> BattleOrder:
+        if isinstance(choice, (int, np.integer)):
+            action = int(choice)
+            order = action_to_order(action, battle)
+        else:
+            action = order_to_action(choice, battle)
+            order = choice
+            if action is None or not obs.mask[action]:
+                # Showdown's default choice, or an order outside our action space: send the
+                # explicit first legal action instead, so what is recorded is what was played.
+                action = default_action(obs.mask)
+                order = action_to_order(action, battle)
+        rec = self._records.setdefault(battle.battle_tag, _BattleRecord())
+        rqid = (battle.last_request or {}).get("rqid")
+        if rec.rqids and rqid is not None and rec.rqids[-1] == rqid:
+            self._drop_last_step(rec)  # a retry after an invalid choice replaces the decision
+        rec.rqids.append(rqid)
+        rec.obs_num.append(obs.num)
+        rec.obs_cat.append(obs.cat)
+        rec.masks.append(obs.mask)
+        rec.facts.append(obs.facts)
+        rec.actions.append(action)
+        return order
+
+    # ----------------------------------------------------------------------- battle end
+    def mark_truncated(self, battle_tag: str) -> None:
+        self._records.setdefault(battle_tag, _BattleRecord()).truncated = True
+
+    def battle_ages(self) -> dict[str, float]:
+        """Seconds since each unfinished battle's first message."""
+        now = time.monotonic()
+        return {tag: now - rec.started for tag, rec in self._records.items()
+                if tag in self.battles and not self.battles[tag].finished}  # type: ignore[attr-defined]
+
+    def _team_name(self, battle: Battle) -> str:
+        fp = fingerprint((m.species, m.moves.keys()) for m in battle.team.values())
+        return self.team_names.get(fp, f"custom:{fp}")
+
+    def _battle_finished_callback(self, battle: Battle) -> None:
+        rec = self._records.pop(battle.battle_tag, _BattleRecord())
+        if self.on_trajectory is not None:
+            outcome = 1 if battle.won else -1 if battle.lost else 0
+            traj = Trajectory(
+                battle_id=battle.battle_tag,
+                side=battle.player_role or "",
+                player=self.policy_id,
+                opponent=self.opponent_id,
+                team=self._team_name(battle),
+                opponent_team="",
+                outcome=outcome,
+                turns=battle.turn,
+                obs_num=np.stack(rec.obs_num) if rec.obs_num else np.zeros((0, N_NUM), np.float32),
+                obs_cat=np.stack(rec.obs_cat) if rec.obs_cat else np.zeros((0, N_CAT), np.int16),
+                actions=np.asarray(rec.actions, dtype=np.int8),
+                masks=np.stack(rec.masks) if rec.masks else np.zeros((0, N_ACTIONS), bool),
+                facts=np.stack([*rec.facts, reward_facts(battle)]),
+                invalid_actions=rec.invalid,
+                unavailable_choices=rec.unavailable,
+                truncated=rec.truncated or not (battle.won or battle.lost or battle.finished),
+                errors=rec.errors,
+                generation=self.generation,
+                format=self.format,  # type: ignore[attr-defined]
+            )
+            self.on_trajectory(traj)
+        super()._battle_finished_callback(battle)  # type: ignore[misc]
+
+
+_CLASSES: dict[type[Player], type[Player]] = {}
+
+
+def recording(cls: type[Player]) -> type[Player]:
+    """`cls` with the recording wrapper mixed in (one class per base, reused)."""
+    if cls not in _CLASSES:
+        _CLASSES[cls] = type(f"Recording{cls.__name__}", (RecordingMixin, cls), {})
+    return _CLASSES[cls]
+
+
+def player_class(name: str) -> type[Player]:
+    if name not in BASELINES:
+        raise PlayerSpecError(f"unknown player {name!r}; choose one of {', '.join(BASELINES)}.")
+    return recording(BASELINES[name])
+
+
+# Showdown never checks it with --no-security; poke-env requires one.
+_UNUSED_AUTH_URL = "http://127.0.0.1/unused-auth"
+
+
+def build_player(spec: str, *, username: str, server_url: str, battle_format: str,
+                 concurrency: int, team: Any, opponent_id: str = "",
+                 on_trajectory: Callable[[Trajectory], None] | None = None,
+                 team_names: dict[str, str] | None = None, generation: int = 0) -> Player:
+    """A recording player for `spec` connected to the local server at `server_url`."""
+    from poke_env import AccountConfiguration, ServerConfiguration
+
+    cls = player_class(spec)
+    return cls(
+        AccountConfiguration(username, None),
+        battle_format=battle_format,
+        server_configuration=ServerConfiguration(server_url, _UNUSED_AUTH_URL),
+        max_concurrent_battles=concurrency,
+        team=team,
+        # poke-env warns on every Gen 1 partial-trapping message; we count real errors ourselves.
+        log_level=logging.ERROR,
+        policy_id=spec,
+        opponent_id=opponent_id,
+        on_trajectory=on_trajectory,
+        team_names=team_names,
+        generation=generation,
+    )

@@ -1,0 +1,120 @@
+"""Team sets: Showdown-export teams shipped as data (or a user's folder), validated, sampled.
+
+A team set is a folder of `.txt` files, one team per file (a file may also hold several teams
+under Showdown backup headers `=== [gen1ou] Name ===`). `team_set=gen1ou` names the shipped set;
+any other value is a folder path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+from poke_env.data import to_id_str
+from poke_env.teambuilder import Teambuilder
+
+TEAMS_DIR = Path(__file__).resolve().parent
+_HEADER = re.compile(r"^===\s*(?:\[[^\]]*\]\s*)?(.*?)\s*===\s*$", re.MULTILINE)
+
+
+class TeamError(ValueError):
+    """A team set that cannot be used; the message names the team/folder and the fix."""
+
+
+@dataclass(frozen=True)
+class Team:
+    name: str
+    text: str
+    packed: str
+    fingerprint: str  # species + moves, order-free: identifies the team inside a battle
+
+
+def fingerprint(mons: Iterable[tuple[str, Iterable[str]]]) -> str:
+    """Order-free id of a team from (species, moves) pairs, in Showdown id form."""
+    entries = sorted(f"{to_id_str(s)}:{','.join(sorted(to_id_str(m) for m in moves))}"
+                     for s, moves in mons)
+    return hashlib.sha1("|".join(entries).encode()).hexdigest()[:12]
+
+
+def _parse(name: str, text: str) -> Team:
+    try:
+        mons = Teambuilder.parse_showdown_team(text)
+    except Exception as e:  # poke-env raises bare errors on malformed exports
+        raise TeamError(f"team {name!r} is not a Showdown export ({e}).") from e
+    if not mons:
+        raise TeamError(f"team {name!r} is empty.")
+    fp = fingerprint((m.species or m.nickname or "", m.moves) for m in mons)
+    return Team(name=name, text=text.strip() + "\n", packed=Teambuilder.join_team(mons), fingerprint=fp)
+
+
+def _split_file(path: Path) -> list[tuple[str, str]]:
+    text = path.read_text()
+    headers = list(_HEADER.finditer(text))
+    if not headers:
+        return [(path.stem, text)]
+    out = []
+    for i, h in enumerate(headers):
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        out.append((f"{path.stem}/{h.group(1) or i}", text[h.end():end]))
+    return out
+
+
+def team_set_dir(team_set: str) -> Path:
+    shipped = TEAMS_DIR / team_set
+    if re.fullmatch(r"[a-z0-9]+", team_set) and shipped.is_dir():
+        return shipped
+    folder = Path(team_set).expanduser()
+    if folder.is_dir():
+        return folder
+    shipped_sets = sorted(p.name for p in TEAMS_DIR.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    raise TeamError(f"team_set={team_set!r} is neither a shipped team set ({', '.join(shipped_sets)}) "
+                    f"nor an existing folder of Showdown-export .txt teams.")
+
+
+def load_team_set(team_set: str) -> list[Team]:
+    folder = team_set_dir(team_set)
+    files = sorted(folder.glob("*.txt"))
+    if not files:
+        raise TeamError(f"team set folder {folder} holds no .txt teams.")
+    teams = [_parse(name, text) for f in files for name, text in _split_file(f) if text.strip()]
+    return teams
+
+
+@lru_cache(maxsize=16)
+def _validated(packed: tuple[str, ...], names: tuple[str, ...], battle_format: str) -> None:
+    from metamon_sp.showdown.validate import validate_teams
+
+    problems = validate_teams(list(packed), battle_format)
+    bad = [(n, p) for n, p in zip(names, problems) if p]
+    if bad:
+        lines = "\n".join(f"  - {n}: {'; '.join(p)}" for n, p in bad)
+        raise TeamError(f"{len(bad)} team(s) are illegal in {battle_format} according to Showdown's "
+                        f"validator; fix or remove them:\n{lines}")
+
+
+def validate_team_set(teams: list[Team], battle_format: str) -> None:
+    """Raise TeamError listing every illegal team with the validator's message."""
+    _validated(tuple(t.packed for t in teams), tuple(t.name for t in teams), battle_format)
+
+
+class TeamSampler(Teambuilder):
+    """Gives each battle a team drawn with a seeded RNG (poke-env asks once per battle)."""
+
+    def __init__(self, teams: list[Team], seed: int):
+        if not teams:
+            raise TeamError("cannot sample from an empty team set.")
+        self.teams = teams
+        self.rng = random.Random(seed)
+
+    def yield_team(self) -> str:
+        return self.rng.choice(self.teams).packed
+
+
+def team_index(teams: list[Team]) -> dict[str, str]:
+    """fingerprint → team name, to name the team a battle was played with."""
+    return {t.fingerprint: t.name for t in teams}

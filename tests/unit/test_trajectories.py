@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from metamon_sp import atomic
+from metamon_sp.trajectories import (MANIFEST, Dataset, DatasetError, ShardError, ShardWriter,
+                                     read_shard, write_manifest, write_shard)
+from tests.factories import make_battle, make_traj
+
+
+def _dataset(tmp_path, n_shards=3, per_shard=2):
+    w = ShardWriter(tmp_path, "i00", extra_meta={"instance": 0})
+    for s in range(n_shards):
+        w.write([t for b in range(per_shard) for t in make_battle(s * per_shard + b)])
+    write_manifest(tmp_path)
+    return tmp_path
+
+
+def test_round_trip_is_exact(tmp_path):
+    trajs = make_battle(1) + [make_traj("battle-gen1ou-9", steps=0, outcome=0, truncated=True,
+                                        errors=["boom"])]
+    write_shard(tmp_path / "a.parquet", trajs)
+    back = read_shard(tmp_path / "a.parquet")
+    assert len(back) == 3
+    for t, u in zip(trajs, back):
+        for name in ("obs_num", "obs_cat", "actions", "masks", "facts"):
+            a, b = getattr(t, name), getattr(u, name)
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+        for name in ("battle_id", "side", "outcome", "turns", "truncated", "errors", "team"):
+            assert getattr(t, name) == getattr(u, name)
+
+
+def test_manifest_counts(tmp_path):
+    _dataset(tmp_path)
+    m = json.loads((tmp_path / MANIFEST).read_text())
+    assert (m["battles"], m["trajectories"], m["wins"], m["losses"]) == (6, 12, 6, 6)
+    assert m["invalid_actions"] == 0 and m["p1_wins"] == 6
+    assert all(isinstance(m[k], int) for k in ("battles", "trajectories", "wins", "losses",
+                                                "invalid_actions"))
+    assert len(Dataset(tmp_path)) == 12 and len(list(Dataset(tmp_path))) == 12
+
+
+def test_shard_writer_continues_numbering(tmp_path):
+    _dataset(tmp_path, n_shards=2)
+    w = ShardWriter(tmp_path, "i00")
+    assert w.existing_summary()["battles"] == 4
+    assert w.write(make_battle(99)).name == "i00-00002.parquet"
+
+
+def test_corrupted_shard_is_named_and_the_others_still_load(tmp_path):
+    _dataset(tmp_path)
+    bad = tmp_path / "i00-00001.parquet"
+    bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.raises(ShardError, match="i00-00001.parquet"):
+        list(Dataset(tmp_path))
+    ds = Dataset(tmp_path)
+    assert len(list(ds.iter_trajectories(on_bad_shard="skip"))) == 8
+    assert [p.name for p, _ in ds.skipped] == ["i00-00001.parquet"]
+    with pytest.raises(ShardError, match="i00-00001.parquet"):
+        read_shard(bad)
+
+
+def test_foreign_parquet_file_is_refused_by_name(tmp_path):
+    path = tmp_path / "foreign.parquet"
+    pq.write_table(pa.table({"x": [1, 2, 3]}), path)
+    with pytest.raises(ShardError, match="foreign.parquet.*not a metamon-sp"):
+        read_shard(path)
+
+
+def test_modified_shard_fails_its_checksum(tmp_path):
+    _dataset(tmp_path, n_shards=1)
+    write_shard(tmp_path / "i00-00000.parquet", make_battle(50))  # replaced behind the manifest
+    with pytest.raises(ShardError, match="checksum"):
+        list(Dataset(tmp_path))
+
+
+def test_missing_manifest_is_explained(tmp_path):
+    with pytest.raises(DatasetError, match="no manifest.json"):
+        Dataset(tmp_path)
+
+
+def test_failed_write_leaves_the_previous_file_and_no_temp(tmp_path):
+    target = tmp_path / "x.json"
+    atomic.write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
