@@ -18,31 +18,41 @@ PAD, UNKNOWN = 0, 1  # an empty slot; something that exists but is not revealed 
 # Moves the server offers that are not real moves: `fight` (asleep, frozen or partially trapped),
 # `recharge` (after Hyper Beam) and `struggle` (no PP left).
 PSEUDO_MOVES = ("fight", "recharge", "struggle")
-# Partial-trapping moves: in Gen 1 they lock both sides for 2-5 turns, with no poke-env effect.
-PARTIAL_TRAPPING_MOVES = frozenset({"wrap", "bind", "clamp", "firespin"})
-HEALING_MOVES = frozenset({"recover", "softboiled", "rest"})
-
-TYPES = ("NORMAL", "FIRE", "WATER", "ELECTRIC", "GRASS", "ICE", "FIGHTING", "POISON", "GROUND",
-         "FLYING", "PSYCHIC", "BUG", "ROCK", "GHOST", "DRAGON")
-STATUSES = ("brn", "frz", "par", "psn", "slp", "tox", "fnt")
+STATUSES = ("brn", "frz", "par", "psn", "slp", "tox", "fnt")  # the protocol's status ids
 
 
 def _data() -> GenData:
     return GenData.from_gen(GEN)
 
 
+def _gen1_species() -> dict[str, dict]:
+    return {k: v for k, v in _data().pokedex.items() if 1 <= v["num"] <= 151 and not v.get("forme")}
+
+
+def _real_moves() -> dict[str, dict]:
+    return {k: v for k, v in _data().moves.items() if v["num"] >= 1}
+
+
+# The 15 Gen 1 types, from the species and moves that exist in Gen 1.
+TYPES = tuple(sorted({t.upper() for v in _gen1_species().values() for t in v["types"]}
+                     | {v["type"].upper() for v in _real_moves().values() if v["type"] != "???"}))
+# Partial-trapping moves: in Gen 1 they lock both sides for 2-5 turns, with no poke-env effect.
+PARTIAL_TRAPPING_MOVES = frozenset(k for k, v in _real_moves().items()
+                                   if v.get("volatileStatus") == "partiallytrapped")
+HEALING_MOVES = frozenset(k for k, v in _real_moves().items()
+                          if v.get("heal") or v.get("flags", {}).get("heal"))
+
+
 @lru_cache(maxsize=1)
 def species_vocab() -> dict[str, int]:
-    dex = _data().pokedex
-    ids = sorted((v["num"], k) for k, v in dex.items() if 1 <= v["num"] <= 151 and not v.get("forme"))
+    ids = sorted((v["num"], k) for k, v in _gen1_species().items())
     return {name: i + 2 for i, (_, name) in enumerate(ids)}
 
 
 @lru_cache(maxsize=1)
 def move_vocab() -> dict[str, int]:
-    moves = _data().moves
     vocab = {m: i + 2 for i, m in enumerate(PSEUDO_MOVES)}
-    for _, name in sorted((v["num"], k) for k, v in moves.items() if v["num"] >= 1):
+    for _, name in sorted((v["num"], k) for k, v in _real_moves().items()):
         if name not in vocab:
             vocab[name] = len(vocab) + 2
     return vocab

@@ -51,13 +51,16 @@ def test_recorded_trajectories_are_consistent(heuristic_vs_random):
         assert not t.truncated and not t.errors
     for sides in by_battle.values():
         p1, p2 = sides["p1"], sides["p2"]
-        assert p1.outcome == -p2.outcome != 0
+        assert p1.outcome == -p2.outcome  # 0 both: a real tie (e.g. an Explosion double KO)
         assert p1.opponent_team == p2.team and p2.opponent_team == p1.team
         assert p1.turns == p2.turns
-    # the final facts agree with the winner: the loser has no Pokémon left
+    # the final facts agree with the result: a loser has no Pokémon left, a winner has some
     for t in trajs:
-        own_fainted = t.facts[-1][4]
-        assert (own_fainted == 6) == (t.outcome < 0)
+        own_fainted, opp_fainted = t.facts[-1][4], t.facts[-1][5]
+        if t.outcome:
+            assert (own_fainted == 6) == (t.outcome < 0) and (opp_fainted == 6) == (t.outcome > 0)
+        else:
+            assert own_fainted == opp_fainted == 6
 
 
 def test_balanced_filter_gives_equal_wins_and_losses(heuristic_vs_random, tmp_path):

@@ -160,3 +160,9 @@ def test_vocabularies_are_stable_and_gen1_only():
     assert len(species) == 151 and species["bulbasaur"] == 2 and species["mew"] == 152
     assert moves["fight"] == 2 and moves["recharge"] == 3 and moves["struggle"] == 4
     assert len(moves) == 165 + 2  # 165 Gen 1 moves (Struggle among them) + fight + recharge
+
+
+def test_dex_facts_come_from_the_gen1_data():
+    assert len(dex.TYPES) == 15 and "STEEL" not in dex.TYPES and "DRAGON" in dex.TYPES
+    assert dex.PARTIAL_TRAPPING_MOVES == {"wrap", "bind", "clamp", "firespin"}
+    assert dex.HEALING_MOVES == {"recover", "softboiled", "rest"}
