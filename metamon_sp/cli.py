@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # name: (help, required io keys, optional io keys)
     "collect": ("play and record battles into a dataset folder", ("out",), ()),
     "filter": ("filter recorded datasets into a new one", ("data", "out"), ()),
+    "train": ("train the learner on datasets, from a checkpoint or from scratch",
+              ("data", "out"), ("init",)),
+    "bootstrap": ("generation 0: heuristic battles, then the learner from scratch", ("out",), ()),
     "demo": ("the main job for now: collect, then filter with balanced outcomes", ("out",), ()),
     "config": ("print the resolved config (and its hash)", (), ()),
     "validate-teams": ("check every team of `team_set` with Showdown's validator", (), ()),
@@ -85,6 +88,25 @@ def cmd_filter(cfg: Config, io: dict[str, str]) -> None:
     print(f"dataset: {io['out']}")
 
 
+def cmd_train(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.train import SUMMARY, train
+
+    init = io.get("init")
+    ckpt = train(cfg, _data_dirs(io["data"]), Path(io["out"]),
+                 init=None if init in (None, "", "none") else Path(init))
+    summary = json.loads((Path(io["out"]) / SUMMARY).read_text())
+    print(f"trained {summary['steps']} steps ({summary['timesteps_per_s']:.0f} timesteps/s on "
+          f"{summary['device']}); critic loss {summary.get('train/critic_loss', float('nan')):.4f}, "
+          f"entropy {summary.get('train/entropy', float('nan')):.3f}")
+    print(f"checkpoint: {ckpt}")
+
+
+def cmd_bootstrap(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.bootstrap import bootstrap
+
+    print(f"checkpoint: {bootstrap(cfg, Path(io['out']))}")
+
+
 def cmd_demo(cfg: Config, io: dict[str, str]) -> None:
     from dataclasses import replace
 
@@ -118,7 +140,8 @@ def cmd_install_showdown(cfg: Config, io: dict[str, str]) -> None:
 
 
 HANDLERS: dict[str, Callable[[Config, dict[str, str]], None]] = {
-    "collect": cmd_collect, "filter": cmd_filter, "demo": cmd_demo, "config": cmd_config,
+    "collect": cmd_collect, "filter": cmd_filter, "train": cmd_train, "bootstrap": cmd_bootstrap,
+    "demo": cmd_demo, "config": cmd_config,
     "validate-teams": cmd_validate_teams, "install-showdown": cmd_install_showdown,
 }
 

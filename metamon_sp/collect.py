@@ -105,7 +105,7 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
     c = cfg.collect
     common = dict(server_url=server.websocket_url, battle_format=cfg.format,
                   concurrency=c.concurrency, on_trajectory=book.add, team_names=names,
-                  generation=generation)
+                  generation=generation, policy_cfg=cfg.policy, seed=cfg.seed)
     p1 = build_player(p1_id, username=f"p1-{tag}", team=samplers[0], opponent_id=p2_id, **common)
     p2 = build_player(p2_id, username=f"p2-{tag}", team=samplers[1], opponent_id=p1_id, **common)
     games = asyncio.ensure_future(p1.battle_against(p2, n_battles=n))

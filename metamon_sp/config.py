@@ -41,9 +41,9 @@ class CollectConfig:
     parallel_instances: int = 1
     """Independent shards, each with its own Showdown server and players (one process each)."""
     p1: str = "simple_heuristics"
-    """Player on side 1: a registry name (random, max_base_power, simple_heuristics)."""
+    """Player on side 1: random, max_base_power, simple_heuristics, or checkpoint:PATH."""
     p2: str = "random"
-    """Player on side 2: a registry name, or `self` for a copy of p1."""
+    """Player on side 2: as p1, or `self` for a copy of p1 (self-play)."""
     record: str = "both"
     """Whose trajectories are recorded: both, p1 or p2."""
     battle_timeout_s: float = 300.0
@@ -104,6 +104,157 @@ class RewardConfig:
 
 
 @dataclass
+class ModelConfig:
+    """Sizes of the policy network (Hydra group `model/`)."""
+
+    name: str = "tiny"
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    emb_dim: int = 8
+    """Embedding width of each categorical column."""
+    context: int = 32
+    """Turns the transformer sees (training windows and live play alike)."""
+    mlp_mult: int = 4
+    dropout: float = 0.0
+    n_critics: int = 2
+    gammas: list[float] = field(default_factory=lambda: [0.99])
+    """Discount factors; the first drives the actor's advantages, others are auxiliary."""
+
+    def __post_init__(self) -> None:
+        _check(self.d_model % self.n_heads == 0, "model.d_model", self.d_model,
+               f"a multiple of model.n_heads ({self.n_heads})")
+        _check(self.n_critics >= 2, "model.n_critics", self.n_critics,
+               ">= 2 (TD targets take the min of two target critics)")
+        _check(self.context >= 2, "model.context", self.context, ">= 2")
+        _check(len(self.gammas) >= 1 and all(0 < g < 1 for g in self.gammas), "model.gammas",
+               self.gammas, "a non-empty list of discount factors in (0, 1)")
+
+
+@dataclass
+class DampingConfig:
+    """Hydra group `damping/`: `none` (the control) or `dynamic`."""
+
+    name: str = "none"
+    kl_coef_init: float = 0.0
+    kl_power_alpha: float = 0.5
+    ent_coef_init: float = 0.0
+    ent_power_alpha: float = 0.7
+    time_scale: float = 1000.0
+    """T in the power laws, in optimizer steps."""
+    adaptive: bool = False
+    """Adapt learning rate and β from the measured per-step KL."""
+    target_kl_per_step: float = 0.01
+    kl_tolerance: float = 1.5
+    lr_factor: float = 1.5
+    """Multiplier applied to (or divided from) the learning-rate scale per adjustment."""
+    kl_coef_factor: float = 1.5
+    lr_scale_min: float = 0.05
+    lr_scale_max: float = 2.0
+    kl_scale_min: float = 0.1
+    kl_scale_max: float = 10.0
+    collapse_window: int = 200
+    """Steps over which the entropy-collapse detector measures the fall of entropy."""
+    max_entropy_drop_per_step: float = 0.005
+    """Entropy falling faster than this (nats per step, over the window) is recorded as a warning."""
+
+    def __post_init__(self) -> None:
+        for key in ("kl_coef_init", "ent_coef_init", "kl_power_alpha", "ent_power_alpha"):
+            _check(getattr(self, key) >= 0, f"damping.{key}", getattr(self, key), ">= 0")
+        _check(self.time_scale > 0, "damping.time_scale", self.time_scale, "> 0")
+        _check(self.target_kl_per_step > 0, "damping.target_kl_per_step",
+               self.target_kl_per_step, "> 0")
+        _check(self.kl_tolerance > 1, "damping.kl_tolerance", self.kl_tolerance, "> 1")
+        _check(self.lr_factor > 1, "damping.lr_factor", self.lr_factor, "> 1")
+        _check(self.kl_coef_factor > 1, "damping.kl_coef_factor", self.kl_coef_factor, "> 1")
+        _check(0 < self.lr_scale_min <= 1 <= self.lr_scale_max, "damping.lr_scale_min/max",
+               (self.lr_scale_min, self.lr_scale_max), "0 < min <= 1 <= max")
+        _check(0 < self.kl_scale_min <= 1 <= self.kl_scale_max, "damping.kl_scale_min/max",
+               (self.kl_scale_min, self.kl_scale_max), "0 < min <= 1 <= max")
+        _check(self.collapse_window >= 2, "damping.collapse_window", self.collapse_window, ">= 2")
+
+
+@dataclass
+class TrainConfig:
+    """The offline actor-critic learner."""
+
+    steps: int = 2000
+    """Optimizer steps (unless `epochs` > 0)."""
+    epochs: float = 0.0
+    """If > 0: steps = epochs × decisions in the data / (batch_size × model.context)."""
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    reward_scale: float = 0.01
+    """Rewards are multiplied by this before TD learning (±100 at the end → ±1)."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    actor_filter: str = "binary"
+    """Advantage filter of the behaviour-cloning term: binary (A > 0), exp (exp(A/β)), none."""
+    exp_beta: float = 1.0
+    exp_max_weight: float = 20.0
+    pi_coef: float = 0.0
+    """Weight of the policy-improvement term −E_π Q."""
+    critic_coef: float = 1.0
+    device: str = "auto"
+    """cpu, cuda, or auto (cuda when present)."""
+    compile: bool = False
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    checkpoint_every: int = 500
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, "train.steps", self.steps, ">= 1")
+        _check(self.epochs >= 0, "train.epochs", self.epochs, ">= 0")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        _check(self.lr > 0, "train.lr", self.lr, "> 0")
+        _check(0 < self.tau <= 1, "train.tau", self.tau, "in (0, 1]")
+        _check(self.actor_filter in ("binary", "exp", "none"), "train.actor_filter",
+               self.actor_filter, "one of binary, exp, none")
+        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+               "train.device", self.device, "auto, cpu, cuda or cuda:N")
+        _check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")
+
+
+@dataclass
+class PolicyConfig:
+    """How a checkpoint plays (`checkpoint:PATH` players)."""
+
+    temperature: float = 1.0
+    greedy: bool = False
+    batched: bool = True
+    """One forward pass serves every battle of the process waiting for a decision."""
+    max_batch: int = 256
+    device: str = "cpu"
+    threads: int = 1
+    """torch threads for inference (the Showdown server needs a core too)."""
+
+    def __post_init__(self) -> None:
+        _check(self.temperature > 0, "policy.temperature", self.temperature, "> 0")
+        _check(self.max_batch >= 1, "policy.max_batch", self.max_batch, ">= 1")
+
+
+@dataclass
+class BootstrapConfig:
+    """Generation 0: heuristic battles, then the learner from scratch."""
+
+    battles: int = 400
+    """Total battles, split evenly over the matchups."""
+    matchups: list[str] = field(default_factory=lambda: [
+        "simple_heuristics:simple_heuristics", "max_base_power:max_base_power",
+        "simple_heuristics:max_base_power", "max_base_power:simple_heuristics"])
+
+    def __post_init__(self) -> None:
+        _check(self.battles >= len(self.matchups) >= 1, "bootstrap.battles", self.battles,
+               ">= the number of bootstrap.matchups")
+        for m in self.matchups:
+            _check(m.count(":") == 1, "bootstrap.matchups", m, "of the form p1:p2")
+
+
+@dataclass
 class Config:
     format: str = "gen1ou"
     """Showdown battle format; the featurizer is built for Gen 1."""
@@ -115,10 +266,21 @@ class Config:
     collect: CollectConfig = field(default_factory=CollectConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    damping: DampingConfig = field(default_factory=DampingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    logger: str = "jsonl"
+    """Metrics sink: jsonl (always written) or wandb (a mirror of it, offline by default)."""
+    wandb_mode: str = "offline"
 
     def __post_init__(self) -> None:
         _check(self.format.startswith("gen1"), "format", self.format,
                "a Gen 1 format such as gen1ou (the featurizer and action space are Gen 1's)")
+        _check(self.logger in ("jsonl", "wandb"), "logger", self.logger, "jsonl or wandb")
+        _check(self.wandb_mode in ("offline", "online", "disabled"), "wandb_mode",
+               self.wandb_mode, "offline, online or disabled")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -38,11 +38,23 @@ class PlayerSpecError(ValueError):
     pass
 
 
+CHECKPOINT_PREFIX = "checkpoint:"
+
+
 def check_player_spec(spec: str, key: str, allow_self: bool = False) -> None:
-    """Fail early, naming the config key, on a player name nobody can build."""
+    """Fail early, naming the config key, on a player nobody can build."""
     if spec in BASELINES or (allow_self and spec == "self"):
         return
-    choices = ", ".join(BASELINES) + (", or `self` (a copy of p1)" if allow_self else "")
+    if spec.startswith(CHECKPOINT_PREFIX):
+        from metamon_sp.checkpoint import CheckpointError, read_meta
+
+        try:
+            read_meta(spec[len(CHECKPOINT_PREFIX):])
+        except CheckpointError as e:
+            raise PlayerSpecError(f"{key}={spec!r}: {e}") from e
+        return
+    choices = ", ".join(BASELINES) + ", checkpoint:PATH" + (
+        ", or `self` (a copy of p1)" if allow_self else "")
     raise PlayerSpecError(f"{key}={spec!r} is not a known player; choose one of {choices}.")
 
 
@@ -183,6 +195,22 @@ class RecordingMixin:
         super()._battle_finished_callback(battle)  # type: ignore[misc]
 
 
+class PolicyPlayer(RecordingMixin, Player):
+    """Plays a checkpoint through a shared, batched `Policy` (see metamon_sp/policy.py)."""
+
+    def __init__(self, *args: Any, policy: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.policy = policy
+
+    def choose_action(self, battle: Battle, obs: Observation) -> Awaitable[int]:
+        rqid = (battle.last_request or {}).get("rqid")
+        return self.policy.decide((self.username, battle.battle_tag), obs, rqid)
+
+    def _battle_finished_callback(self, battle: Battle) -> None:
+        self.policy.forget((self.username, battle.battle_tag))
+        super()._battle_finished_callback(battle)
+
+
 _CLASSES: dict[type[Player], type[Player]] = {}
 
 
@@ -206,11 +234,22 @@ _UNUSED_AUTH_URL = "http://127.0.0.1/unused-auth"
 def build_player(spec: str, *, username: str, server_url: str, battle_format: str,
                  concurrency: int, team: Any, opponent_id: str = "",
                  on_trajectory: Callable[[Trajectory], None] | None = None,
-                 team_names: dict[str, str] | None = None, generation: int = 0) -> Player:
-    """A recording player for `spec` connected to the local server at `server_url`."""
+                 team_names: dict[str, str] | None = None, generation: int = 0,
+                 policy_cfg: Any = None, seed: int = 0) -> Player:
+    """A recording player for `spec` (a baseline name or checkpoint:PATH) connected to the
+    local server at `server_url`."""
     from poke_env import AccountConfiguration, ServerConfiguration
 
-    cls = player_class(spec)
+    extra: dict[str, Any] = {}
+    if spec.startswith(CHECKPOINT_PREFIX):
+        from metamon_sp.config import PolicyConfig
+        from metamon_sp.policy import shared_policy
+
+        cls: type[Player] = PolicyPlayer
+        extra["policy"] = shared_policy(spec[len(CHECKPOINT_PREFIX):],
+                                        policy_cfg or PolicyConfig(), seed=seed)
+    else:
+        cls = player_class(spec)
     return cls(
         AccountConfiguration(username, None),
         battle_format=battle_format,
@@ -224,4 +263,5 @@ def build_player(spec: str, *, username: str, server_url: str, battle_format: st
         on_trajectory=on_trajectory,
         team_names=team_names,
         generation=generation,
+        **extra,
     )

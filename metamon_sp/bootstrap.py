@@ -1,0 +1,43 @@
+"""Generation 0: heuristic battles (mirror and cross matches), filtered, then the learner from
+scratch. Its checkpoint seeds the first self-play generation.
+
+    DIR/data/<p1>-vs-<p2>/   one dataset per matchup
+    DIR/filtered/            what the learner trains on
+    DIR/train/checkpoint/    the generation-0 checkpoint
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from metamon_sp import atomic
+from metamon_sp.collect import collect, split_battles
+from metamon_sp.config import Config
+from metamon_sp.filter import filter_datasets
+from metamon_sp.train import train
+
+log = logging.getLogger(__name__)
+
+
+def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True) -> Path:
+    """Collect heuristic battles, filter them, train generation 0; returns its checkpoint."""
+    out_dir = Path(out_dir)
+    bc = cfg.bootstrap
+    datasets, summaries = [], {}
+    for (p1, p2), n in zip((m.split(":") for m in bc.matchups),
+                           split_battles(bc.battles, len(bc.matchups))):
+        mcfg = replace(cfg, collect=replace(cfg.collect, p1=p1, p2=p2, battles=n))
+        data = out_dir / "data" / f"{p1}-vs-{p2}"
+        log.info("bootstrap: %d battles of %s vs %s", n, p1, p2)
+        summaries[f"{p1}-vs-{p2}"] = collect(mcfg, data, generation=0, show_progress=show_progress)
+        datasets.append(data)
+    filtered = out_dir / "filtered"
+    if not (filtered / "manifest.json").exists():
+        filter_datasets(cfg, datasets, filtered)
+    ckpt = train(cfg, [filtered], out_dir / "train", init=None, generation=0)
+    summary: dict[str, Any] = {"checkpoint": str(ckpt), "collect": summaries}
+    atomic.write_json(out_dir / "bootstrap_summary.json", summary)
+    return ckpt

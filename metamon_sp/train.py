@@ -1,0 +1,280 @@
+"""The offline actor-critic learner (AMAGO's recipe, written out), with dynamic damping.
+
+One optimizer step on a batch of windows of turns (B windows × L turns):
+    critic  TD: Q_c,g(s_t, a_t) → r_t + γ_g (1 − done_t) Σ_a π(a|s_{t+1}) min_c Q̄_c,g(s_{t+1}, a)
+    actor   advantage-filtered BC: −w(A) log π(a_t|s_t), A = Q(s_t,a_t) − Σ_a π(a|s_t) Q(s_t,a)
+            (+ pi_coef · −E_π Q)  (+ β_t KL(π ‖ π_ref) − α_t H(π) with damping)
+Everything over legal actions only, padding masked out. After the step, KL(π_after ‖ π_before) on
+the same batch drives the damping controller.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metamon_sp import atomic
+from metamon_sp.checkpoint import (CheckpointError, CheckpointMeta, load_checkpoint,
+                                   load_train_state, optimizer_state, read_meta,
+                                   restore_optimizer, save_checkpoint)
+from metamon_sp.config import Config, TrainConfig
+from metamon_sp.damping import DampingController, DampingState, EntropyCollapseDetector
+from metamon_sp.model import PolicyModel, masked_logits
+from metamon_sp.rewards import build_reward
+from metamon_sp.tracking import MetricsLogger
+from metamon_sp.train_data import Batch, OfflineData
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR, METRICS, SUMMARY = "checkpoint", "metrics.jsonl", "train_summary.json"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name} but no CUDA device is visible; use train.device=cpu.")
+    return torch.device(name)
+
+
+def _masked_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return (x * w).sum() / w.sum().clamp(min=1.0)
+
+
+def policy_log_probs(logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log π with illegal actions at −inf, and a copy safe to multiply (0 where illegal)."""
+    logp = F.log_softmax(masked_logits(logits, mask), dim=-1)
+    return logp, logp.masked_fill(~mask, 0.0)
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    logp: torch.Tensor  # (B, L, A) before the step, detached
+    metrics: dict[str, float]
+
+
+def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: TrainConfig,
+                   gammas: torch.Tensor, kl_coef: float, ent_coef: float) -> StepOutput:
+    mask, a = batch.mask, batch.actions                          # (B, L, A), (B, L)
+    valid = batch.valid.float()                                  # (B, L)
+    h = model.trunk(batch.num, batch.cat)                        # (B, L, d)
+    logp, logp0 = policy_log_probs(model.actor(h), mask)         # (B, L, A)
+    probs = logp0.exp() * mask                                   # (B, L, A)
+    q = model.critics(h)                                         # (B, L, C, G, A)
+    B, L, C, G, A = q.shape
+
+    # ---- critic: TD targets from the target critics at the window's next turn
+    with torch.no_grad():
+        q_next = model.target_critics(h[:, 1:].detach()).min(dim=2).values   # (B, L-1, G, A)
+        q_next = q_next.masked_fill(~mask[:, 1:, None, :], 0.0)
+        v_next = (probs[:, 1:, None, :].detach() * q_next).sum(-1)           # (B, L-1, G)
+        v_next = torch.cat([v_next, v_next.new_zeros(B, 1, G)], dim=1)       # (B, L, G)
+        r, done = batch.rewards[..., None], batch.dones[..., None]           # (B, L, 1)
+        y = r + gammas * (1.0 - done) * v_next                               # (B, L, G)
+        has_next = torch.cat([batch.valid[:, 1:], batch.valid.new_zeros(B, 1)], dim=1)
+        td_mask = (batch.valid & (batch.dones.bool() | has_next)).float()    # (B, L)
+    q_taken = q.gather(-1, a[:, :, None, None, None].expand(B, L, C, G, 1)).squeeze(-1)
+    td_err = (q_taken - y[:, :, None, :]) ** 2                               # (B, L, C, G)
+    critic_loss = _masked_mean(td_err.mean(dim=(2, 3)), td_mask)
+
+    # ---- actor: advantage-filtered behaviour cloning (+ policy improvement)
+    q_pi = q[:, :, :, 0, :].min(dim=2).values.detach().masked_fill(~mask, 0.0)  # (B, L, A)
+    v = (probs.detach() * q_pi).sum(-1)                                          # (B, L)
+    adv = q_pi.gather(-1, a[..., None]).squeeze(-1) - v                          # (B, L)
+    if tc.actor_filter == "binary":
+        weight = (adv > 0).float()
+    elif tc.actor_filter == "exp":
+        weight = torch.exp(adv / tc.exp_beta).clamp(max=tc.exp_max_weight)
+    else:
+        weight = torch.ones_like(adv)
+    logp_a = logp0.gather(-1, a[..., None]).squeeze(-1)                          # (B, L)
+    bc_loss = -_masked_mean(weight * logp_a, valid)
+    pi_loss = -_masked_mean((probs * q_pi).sum(-1), valid)
+    entropy = -_masked_mean((probs * logp0).sum(-1), valid)
+
+    # ---- damping: reverse KL to the reference policy, entropy bonus
+    if ref is not None:
+        with torch.no_grad():
+            _, ref_logp0 = policy_log_probs(ref.actor(ref.trunk(batch.num, batch.cat)), mask)
+        kl_ref = _masked_mean((probs * (logp0 - ref_logp0)).sum(-1), valid)
+    else:
+        kl_ref = torch.zeros((), device=h.device)
+    actor_loss = bc_loss + tc.pi_coef * pi_loss + kl_coef * kl_ref - ent_coef * entropy
+    loss = actor_loss + tc.critic_coef * critic_loss
+    metrics = {
+        "train/actor_loss": actor_loss.item(), "train/critic_loss": critic_loss.item(),
+        "train/bc_loss": bc_loss.item(), "train/pi_loss": pi_loss.item(),
+        "train/entropy": entropy.item(), "train/q_mean": _masked_mean(q_taken.mean(dim=(2, 3)),
+                                                                      valid).item(),
+        "train/adv_positive_frac": _masked_mean((adv > 0).float(), valid).item(),
+        "damping/kl_ref": kl_ref.item(),
+    }
+    return StepOutput(loss, logp.detach(), metrics)
+
+
+@torch.no_grad()
+def step_kl(model: PolicyModel, batch: Batch, logp_before: torch.Tensor) -> float:
+    """KL(π_after ‖ π_before) on the batch just trained on: how far this step moved the policy."""
+    logp_after, after0 = policy_log_probs(model.actor(model.trunk(batch.num, batch.cat)), batch.mask)
+    before0 = logp_before.masked_fill(~batch.mask, 0.0)
+    kl = ((after0.exp() * batch.mask) * (after0 - before0)).sum(-1)
+    return _masked_mean(kl, batch.valid.float()).item()
+
+
+def total_steps(tc: TrainConfig, data: OfflineData, context: int) -> int:
+    if tc.epochs > 0:
+        return max(1, math.ceil(tc.epochs * data.n_steps / (tc.batch_size * context)))
+    return tc.steps
+
+
+def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    return rng.bit_generator.state
+
+
+def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
+          init: Path | str | None = None, generation: int = 0) -> Path:
+    """Train from `init` (or from scratch) on `data_dirs`; returns the checkpoint folder.
+
+    Re-running into the same `out_dir` with the same config resumes from its checkpoint."""
+    tc, mc, dc = cfg.train, cfg.model, cfg.damping
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_DIR
+    device = resolve_device(tc.device)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+
+    data = OfflineData(data_dirs, build_reward(cfg.reward), tc.reward_scale)
+    steps = total_steps(tc, data, mc.context)
+    model = PolicyModel(mc)
+    parent = None
+    if init is not None:
+        start_model, _ = load_checkpoint(init, expected=mc)
+        model.load_state_dict(start_model.state_dict())
+        parent = str(Path(init).resolve())
+    model.to(device)
+    ref = copy.deepcopy(model).requires_grad_(False).eval()  # π_ref: where this training started
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
+                            weight_decay=tc.weight_decay)
+    controller = DampingController(dc)
+    detector = EntropyCollapseDetector(dc.collapse_window, dc.max_entropy_drop_per_step)
+    start = _resume(ckpt_path, cfg, model, opt, controller, rng)
+    if start >= steps:
+        log.info("%s is already trained (%d steps)", ckpt_path, start)
+        return ckpt_path
+    forward = torch.compile(compute_losses) if tc.compile else compute_losses
+    gammas = torch.tensor(mc.gammas, dtype=torch.float32, device=device)
+    meta = CheckpointMeta(model=asdict(mc), generation=generation, parent=parent,
+                          config_hash=cfg.hash())
+    logger = MetricsLogger(out_dir / METRICS, cfg.logger, run_name=out_dir.name,
+                           config=cfg.to_dict(), wandb_mode=cfg.wandb_mode,
+                           truncate_after_step=start)
+    recent: list[dict[str, float]] = []
+    bar = _progress(tc.progress, steps, start)
+    t0, collapse_warned = time.monotonic(), False
+    try:
+        for step in range(start, steps):
+            batch = data.sample(tc.batch_size, mc.context, rng).to(device)
+            lr = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps)) * controller.state.lr_scale
+            for group in opt.param_groups:
+                group["lr"] = lr
+            kl_coef, ent_coef = controller.kl_coef(step), controller.ent_coef(step)
+            out = forward(model, ref, batch, tc, gammas, kl_coef, ent_coef)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()
+            opt.step()
+            model.update_targets(tc.tau)
+            kl_step = step_kl(model, batch, out.logp)
+            action = controller.update(kl_step)
+            collapse = detector.update(out.metrics["train/entropy"])
+            if collapse and not collapse_warned:
+                log.warning("Entropy collapse at step %d: entropy falling %.4f nats/step",
+                            step + 1, collapse)
+                collapse_warned = True
+            metrics = {**out.metrics, "train/lr": lr, "train/grad_norm": grad_norm,
+                       "damping/kl_step": kl_step, "damping/kl_coef": kl_coef,
+                       "damping/ent_coef": ent_coef, "damping/lr_scale": controller.state.lr_scale,
+                       "damping/control": {"damp": -1, "loosen": 1}.get(action, 0),
+                       "damping/entropy_collapse": collapse}
+            logger.log(step + 1, metrics)
+            recent = (recent + [metrics])[-50:]
+            if bar is not None:
+                bar.update(1)
+                if (step + 1) % 25 == 0:
+                    bar.set_postfix(critic=f"{metrics['train/critic_loss']:.3f}",
+                                    bc=f"{metrics['train/bc_loss']:.3f}",
+                                    ent=f"{metrics['train/entropy']:.2f}")
+            if (step + 1) % tc.checkpoint_every == 0 or step + 1 == steps:
+                logger.flush()
+                meta.step = step + 1
+                meta.metrics = _summary(recent)
+                save_checkpoint(ckpt_path, model, meta,
+                                train_state=_train_state(opt, controller, rng, step + 1))
+    finally:
+        logger.close()
+        if bar is not None:
+            bar.close()
+    seconds = time.monotonic() - t0
+    summary = {"steps": steps, "resumed_from": start, "seconds": round(seconds, 2),
+               "timesteps_per_s": round((steps - start) * tc.batch_size * mc.context / seconds, 1),
+               "decisions_in_data": data.n_steps, "trajectories": data.n_trajectories,
+               "parameters": model.n_params(), "device": str(device), **meta.metrics}
+    atomic.write_json(out_dir / SUMMARY, summary)
+    return ckpt_path
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step")
+
+
+def _summary(recent: list[dict[str, float]]) -> dict[str, float]:
+    keys = ("train/actor_loss", "train/critic_loss", "train/bc_loss", "train/entropy",
+            "damping/kl_ref", "damping/kl_step")
+    return {k: round(float(np.mean([m[k] for m in recent])), 6) for k in keys if recent}
+
+
+def _train_state(opt: torch.optim.Optimizer, controller: DampingController,
+                 rng: np.random.Generator, step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, scalars = optimizer_state(opt)
+    tensors["rng.torch"] = torch.get_rng_state()
+    scalars.update(step=step, numpy_rng=_rng_state(rng), damping=asdict(controller.state))
+    return tensors, scalars
+
+
+def _resume(ckpt_path: Path, cfg: Config, model: PolicyModel, opt: torch.optim.Optimizer,
+            controller: DampingController, rng: np.random.Generator) -> int:
+    """Continue from the run's own checkpoint, if it has one; return the step reached."""
+    if not (ckpt_path / "checkpoint.json").exists():
+        return 0
+    meta = read_meta(ckpt_path)
+    if meta.config_hash != cfg.hash():
+        raise CheckpointError(f"{ckpt_path} was trained with another config (hash "
+                              f"{meta.config_hash}, now {cfg.hash()}); use another out= folder.")
+    state = load_train_state(ckpt_path)
+    if state is None:
+        return meta.step
+    trained, _ = load_checkpoint(ckpt_path, expected=cfg.model)
+    model.load_state_dict(trained.state_dict())
+    tensors, scalars = state
+    restore_optimizer(opt, tensors, scalars)
+    torch.set_rng_state(tensors["rng.torch"])
+    rng.bit_generator.state = scalars["numpy_rng"]
+    controller.state = DampingState(**scalars["damping"])
+    log.info("Resuming %s from step %d", ckpt_path, scalars["step"])
+    return int(scalars["step"])
