@@ -221,7 +221,8 @@ def collect(cfg: Config, out_dir: Path | str, generation: int = 0,
     _check_out_dir(out_dir, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = split_battles(c.battles, c.parallel_instances)
-    bar = tqdm(total=c.battles, desc="collect", unit="battle", disable=not show_progress)
+    bar = tqdm(total=c.battles, desc="collect", unit="battle", disable=not show_progress,
+               mininterval=1.0)
     t0 = time.monotonic()
     if c.parallel_instances == 1:
         results = [run_instance(cfg, out_dir, 0, parts[0], generation, progress=bar.update)]

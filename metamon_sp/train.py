@@ -59,6 +59,7 @@ def policy_log_probs(logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Te
 @dataclass
 class StepOutput:
     loss: torch.Tensor
+    terms: dict[str, torch.Tensor]  # each named loss term, differentiable
     logp: torch.Tensor  # (B, L, A) before the step, detached
     metrics: dict[str, float]
 
@@ -119,7 +120,9 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
         "train/adv_positive_frac": _masked_mean((adv > 0).float(), valid).item(),
         "damping/kl_ref": kl_ref.item(),
     }
-    return StepOutput(loss, logp.detach(), metrics)
+    terms = {"critic": critic_loss, "bc": bc_loss, "pi": pi_loss, "entropy": entropy,
+             "kl_ref": kl_ref}
+    return StepOutput(loss, terms, logp.detach(), metrics)
 
 
 @torch.no_grad()
@@ -240,7 +243,7 @@ def _progress(enabled: bool, total: int, initial: int):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc="train", unit="step")
+    return tqdm(total=total, initial=initial, desc="train", unit="step", mininterval=1.0)
 
 
 def _summary(recent: list[dict[str, float]]) -> dict[str, float]:

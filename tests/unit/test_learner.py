@@ -1,0 +1,102 @@
+"""The learner on a fixed small dataset with learnable structure (no server)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from metamon_sp import train as train_mod
+from metamon_sp.checkpoint import load_checkpoint
+from metamon_sp.config import load_config
+from metamon_sp.model import PolicyModel
+from metamon_sp.rewards import REWARDS
+from metamon_sp.tracking import read_metrics
+from metamon_sp.train import compute_losses, train
+from metamon_sp.train_data import OfflineData
+from tests.factories import structured_dataset
+
+FAST = ["model.context=8", "train.batch_size=16", "train.warmup_steps=5", "train.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return structured_dataset(tmp_path_factory.mktemp("data") / "d")
+
+
+def _mean(rows, key, sl):
+    return float(np.mean([r[key] for r in rows[sl]]))
+
+
+def test_critic_and_bc_losses_fall(data, tmp_path):
+    cfg = load_config(FAST + ["train.steps=200", "train.actor_filter=none", "train.lr=1e-3"])
+    train(cfg, [data], tmp_path / "run")
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert len(rows) == 200 and [r["step"] for r in rows] == list(range(1, 201))
+    for key in ("train/critic_loss", "train/bc_loss"):
+        assert _mean(rows, key, slice(-20, None)) < 0.7 * _mean(rows, key, slice(0, 20)), key
+    for key in ("damping/kl_ref", "damping/kl_step", "damping/kl_coef", "damping/ent_coef",
+                "train/entropy", "train/lr", "train/actor_loss", "train/critic_loss",
+                "train/grad_norm"):
+        assert key in rows[-1]
+
+
+def test_training_is_deterministic_and_resumes_exactly(data, tmp_path, monkeypatch):
+    cfg = load_config(FAST + ["train.steps=30", "train.checkpoint_every=10", "damping=dynamic"])
+    a = train(cfg, [data], tmp_path / "a")
+    b = train(cfg, [data], tmp_path / "b")
+    real_step_kl, calls = train_mod.step_kl, {"n": 0}
+
+    def crash_at_15(*args):
+        calls["n"] += 1
+        if calls["n"] == 15:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_step_kl(*args)
+
+    monkeypatch.setattr(train_mod, "step_kl", crash_at_15)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, [data], tmp_path / "c")
+    monkeypatch.setattr(train_mod, "step_kl", real_step_kl)
+    c = train(cfg, [data], tmp_path / "c")  # resumes from its step-10 checkpoint
+    wa, wb, wc = (load_checkpoint(p)[0].state_dict() for p in (a, b, c))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"{k}: two seeded runs differ"
+        assert torch.equal(wa[k], wc[k]), f"{k}: the resumed run differs"
+    steps = [r["step"] for r in read_metrics(tmp_path / "c" / "metrics.jsonl")]
+    assert steps == list(range(1, 31))
+    assert train(cfg, [data], tmp_path / "c") == c  # finished: nothing to redo
+
+
+def test_kl_term_pulls_a_perturbed_policy_back_to_the_reference(data):
+    cfg = load_config(FAST)
+    torch.manual_seed(0)
+    model = PolicyModel(cfg.model)
+    ref = copy.deepcopy(model).requires_grad_(False)
+    with torch.no_grad():
+        for p in model.actor.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    batch = OfflineData([data], REWARDS["binary"], 0.01).sample(16, 8, np.random.default_rng(0))
+    gammas = torch.tensor(cfg.model.gammas)
+    opt = torch.optim.Adam(model.actor.parameters(), lr=3e-3)
+    kls = []
+    for _ in range(150):
+        kl = compute_losses(model, ref, batch, cfg.train, gammas, 0.0, 0.0).terms["kl_ref"]
+        kls.append(kl.item())
+        opt.zero_grad()
+        kl.backward()
+        opt.step()
+    assert kls[0] > 0.05 and kls[-1] < 0.1 * kls[0]
+
+
+def test_dynamic_damping_changes_the_update(data):
+    cfg = load_config(FAST + ["damping=dynamic"])
+    torch.manual_seed(0)
+    model = PolicyModel(cfg.model)
+    batch = OfflineData([data], REWARDS["binary"], 0.01).sample(8, 8, np.random.default_rng(1))
+    gammas = torch.tensor(cfg.model.gammas)
+    plain = compute_losses(model, None, batch, cfg.train, gammas, 0.0, 0.0)
+    damped = compute_losses(model, None, batch, cfg.train, gammas, 0.0, 0.5)
+    expected = plain.loss - 0.5 * damped.terms["entropy"]
+    torch.testing.assert_close(damped.loss, expected)

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from metamon_sp.config import PolicyConfig, load_config
+from metamon_sp.features import N_ACTIONS, N_CAT, N_NUM, Observation
+from metamon_sp.model import PolicyModel, masked_logits
+from metamon_sp.policy import Policy
+from metamon_sp.train import policy_log_probs
+
+
+def tiny(**overrides) -> PolicyModel:
+    torch.manual_seed(0)
+    return PolicyModel(load_config(["model=tiny"] + [f"model.{k}={v}" for k, v in overrides.items()]).model)
+
+
+def inputs(B=3, T=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, T, N_NUM, generator=g), torch.randint(0, 8, (B, T, N_CAT), generator=g)
+
+
+def test_shapes():
+    m = tiny()
+    logits, q = m(*inputs())
+    assert logits.shape == (3, 5, N_ACTIONS)
+    assert q.shape == (3, 5, m.cfg.n_critics, len(m.cfg.gammas), N_ACTIONS)
+
+
+def test_model_sizes_span_tiny_to_about_200m():
+    sizes = {name: PolicyModel(load_config([f"model={name}"]).model).n_params()
+             for name in ("tiny", "small", "medium")}
+    assert sizes["tiny"] < sizes["small"] < sizes["medium"]
+    large = load_config(["model=large"]).model  # counted without allocating it
+    d, L = large.d_model, large.n_layers
+    assert 150e6 < L * 12 * d * d < 250e6
+
+
+def test_the_transformer_is_causal():
+    m = tiny().eval()
+    num, cat = inputs(B=1, T=6)
+    num2 = num.clone()
+    num2[:, 4:] += torch.randn_like(num2[:, 4:])  # change only the future
+    a, _ = m(num, cat)
+    b, _ = m(num2, cat)
+    torch.testing.assert_close(a[:, :4], b[:, :4])
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_illegal_actions_get_exactly_zero_probability_and_gradient():
+    logits = torch.randn(4, 7, N_ACTIONS, requires_grad=True)
+    mask = torch.rand(4, 7, N_ACTIONS) < 0.5
+    mask[..., 0] = True
+    logp, logp0 = policy_log_probs(logits, mask)
+    probs = logp.exp()
+    assert (probs[~mask] == 0).all()
+    torch.testing.assert_close(probs.sum(-1), torch.ones(4, 7))
+    (logp0 * mask).sum().backward()
+    assert (logits.grad[~mask] == 0).all()
+    # a padding row (no legal action) stays finite
+    assert torch.isfinite(masked_logits(torch.randn(2, N_ACTIONS), torch.zeros(2, N_ACTIONS, dtype=bool))).all()
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_policy_never_samples_an_illegal_action(greedy):
+    policy = Policy(tiny(), PolicyConfig(greedy=greedy, temperature=5.0), seed=1)
+    rng = np.random.default_rng(0)
+    for step in range(200):
+        mask = rng.random(N_ACTIONS) < 0.3
+        mask[rng.integers(N_ACTIONS)] = True
+        obs = Observation(rng.standard_normal(N_NUM).astype(np.float32),
+                          rng.integers(0, 8, N_CAT).astype(np.int16), mask, np.zeros(6, np.float32))
+        policy.observe(("p", "b"), obs, rqid=step)
+        (a,) = policy.act([("p", "b")], mask[None])
+        assert mask[a]
+    assert len(policy._histories[("p", "b")].num) == policy.context  # history is bounded
+
+
+def test_polyak_update_moves_targets_towards_the_critics():
+    m = tiny()
+    with torch.no_grad():
+        for p in m.critics.parameters():
+            p.add_(1.0)
+    before = [t.clone() for t in m.target_critics.parameters()]
+    m.update_targets(0.25)
+    for b, t, p in zip(before, m.target_critics.parameters(), m.critics.parameters()):
+        torch.testing.assert_close(t, b + 0.25 * (p - b))
+    assert not any(t.requires_grad for t in m.target_critics.parameters())
+
+
+def test_a_retried_request_replaces_the_last_turn():
+    policy = Policy(tiny(), PolicyConfig(), seed=0)
+    obs = Observation(np.zeros(N_NUM, np.float32), np.zeros(N_CAT, np.int16),
+                      np.ones(N_ACTIONS, bool), np.zeros(6, np.float32))
+    for rqid in (1, 2, 2, 3):
+        policy.observe(("p", "b"), obs, rqid)
+    assert len(policy._histories[("p", "b")].num) == 3
+    policy.forget(("p", "b"))
+    assert ("p", "b") not in policy._histories
+    assert copy.copy(policy.context) == policy.model.cfg.context
