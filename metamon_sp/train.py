@@ -76,7 +76,10 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
 
     # ---- critic: TD targets from the target critics at the window's next turn
     with torch.no_grad():
-        q_next = model.target_critics(h[:, 1:].detach()).min(dim=2).values   # (B, L-1, G, A)
+        q_next = model.target_critics(h[:, 1:].detach())                     # (B, L-1, C, G, A)
+        if C > 2:  # the min of two target critics, drawn at random from the ensemble
+            q_next = q_next[:, :, torch.randperm(C)[:2].to(q_next.device)]
+        q_next = q_next.min(dim=2).values                                    # (B, L-1, G, A)
         q_next = q_next.masked_fill(~mask[:, 1:, None, :], 0.0)
         v_next = (probs[:, 1:, None, :].detach() * q_next).sum(-1)           # (B, L-1, G)
         v_next = torch.cat([v_next, v_next.new_zeros(B, 1, G)], dim=1)       # (B, L, G)

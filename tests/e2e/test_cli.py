@@ -14,8 +14,8 @@ pytestmark = pytest.mark.timeout(300)
 CLI = [str(Path(sys.executable).with_name("metamon-sp"))]
 
 
-def run(*args: str) -> str:
-    proc = subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=280)
+def run(*args: str, timeout: float = 280) -> str:
+    proc = subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -100,3 +100,20 @@ def test_dynamic_damping_changes_the_update(data):
     damped = compute_losses(model, None, batch, cfg.train, gammas, 0.0, 0.5)
     expected = plain.loss - 0.5 * damped.terms["entropy"]
     torch.testing.assert_close(damped.loss, expected)
+
+
+def test_wandb_mirror_runs_offline_without_login(data, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    cfg = load_config(FAST + ["train.steps=5", "logger=wandb"])
+    train(cfg, [data], tmp_path / "run")
+    assert len(read_metrics(tmp_path / "run" / "metrics.jsonl")) == 5  # the JSONL is always there
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_large_ensembles_bootstrap_from_two_target_critics(data):
+    cfg = load_config(FAST + ["model.n_critics=4"])
+    torch.manual_seed(0)
+    model = PolicyModel(cfg.model)
+    batch = OfflineData([data], REWARDS["binary"], 0.01).sample(4, 8, np.random.default_rng(0))
+    out = compute_losses(model, None, batch, cfg.train, torch.tensor(cfg.model.gammas), 0.0, 0.0)
+    assert torch.isfinite(out.loss)

@@ -1,0 +1,115 @@
+"""Learner throughput: optimizer steps/s and timesteps/s (batch × context per step) of the full
+training step (critics, actor, damping KL to π_ref, per-step KL measurement), for `tiny` and
+`small` on CPU, and on a GPU when one is present (there also `medium` and `large`).
+
+    python benchmarks/train_throughput.py [--steps 30] [--data DIR]
+
+Without --data a synthetic dataset of random observations is used (speed does not depend on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def synthetic_dataset(folder: Path, n_traj: int = 64, steps: int = 100) -> Path:
+    from metamon_sp.features import N_ACTIONS, N_CAT, N_FACTS, N_NUM
+    from metamon_sp.trajectories import ShardWriter, Trajectory, write_manifest
+
+    rng = np.random.default_rng(0)
+    trajs = []
+    for i in range(n_traj):
+        masks = rng.random((steps, N_ACTIONS)) < 0.6
+        masks[:, 0] = True
+        trajs.append(Trajectory(
+            battle_id=f"battle-{i}", side="p1", player="x", opponent="y", team="t",
+            opponent_team="u", outcome=1 if i % 2 else -1, turns=steps,
+            obs_num=rng.standard_normal((steps, N_NUM)).astype(np.float32),
+            obs_cat=rng.integers(0, 8, (steps, N_CAT)).astype(np.int16),
+            actions=np.zeros(steps, np.int8), masks=masks,
+            facts=rng.random((steps + 1, N_FACTS)).astype(np.float32)))
+    ShardWriter(folder, "i00").write(trajs)
+    write_manifest(folder)
+    return folder
+
+
+def measure(model_name: str, device: str, data: Path, steps: int, batch_size: int) -> dict:
+    from metamon_sp.config import load_config
+    from metamon_sp.damping import DampingController
+    from metamon_sp.model import PolicyModel
+    from metamon_sp.rewards import build_reward
+    from metamon_sp.train import compute_losses, step_kl
+    from metamon_sp.train_data import OfflineData
+
+    cfg = load_config([f"model={model_name}", "damping=dynamic",
+                       f"train.batch_size={batch_size}"])
+    torch.manual_seed(0)
+    model = PolicyModel(cfg.model).to(device)
+    ref = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    ctrl = DampingController(cfg.damping)
+    data = OfflineData([data], build_reward(cfg.reward), 0.01)
+    rng = np.random.default_rng(0)
+    gammas = torch.tensor(cfg.model.gammas, device=device)
+
+    def one(step: int) -> None:
+        batch = data.sample(batch_size, cfg.model.context, rng).to(device)
+        out = compute_losses(model, ref, batch, cfg.train, gammas, ctrl.kl_coef(step),
+                             ctrl.ent_coef(step))
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        model.update_targets(0.005)
+        ctrl.update(step_kl(model, batch, out.logp))
+
+    for s in range(3):  # warm-up
+        one(s)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for s in range(steps):
+        one(s)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    row = {"model": model_name, "params_m": round(model.n_params() / 1e6, 2), "device": device,
+           "threads": torch.get_num_threads(), "batch": batch_size, "context": cfg.model.context,
+           "steps_per_s": round(steps / dt, 2),
+           "timesteps_per_s": round(steps * batch_size * cfg.model.context / dt, 0)}
+    if device.startswith("cuda"):
+        row["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--gpu-models", default="tiny,small,medium,large")
+    args = ap.parse_args()
+    runs = [("tiny", "cpu"), ("small", "cpu")]
+    if torch.cuda.is_available():
+        runs += [(m, "cuda") for m in args.gpu_models.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or synthetic_dataset(Path(tmp) / "data")
+        rows = [measure(m, d, data, args.steps if d == "cpu" or m in ("tiny", "small")
+                        else max(10, args.steps // 3), args.batch_size) for m, d in runs]
+    cols = list(rows[0])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
