@@ -17,6 +17,7 @@ from metamon_sp.config import Config, ConfigError, load_config
 
 log = logging.getLogger("metamon_sp")
 
+POSITIONAL = {"report": "RUN_DIR", "compare": "RUN_DIR"}  # commands taking run folders
 COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # name: (help, required io keys, optional io keys)
     "collect": ("play and record battles into a dataset folder", ("out",), ()),
@@ -24,6 +25,12 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "train": ("train the learner on datasets, from a checkpoint or from scratch",
               ("data", "out"), ("init",)),
     "bootstrap": ("generation 0: heuristic battles, then the learner from scratch", ("out",), ()),
+    "evaluate": ("win rates of a player against opponents, with intervals",
+                 ("player", "out"), ("opponents",)),
+    "selfplay": ("the whole pipeline without Prefect: generation 0, then `generations` rounds of "
+                 "collect, filter, train, evaluate, elo", (), ("init",)),
+    "report": ("Markdown + plots of a run: Elo, win rates, reference, probes, curves", (), ()),
+    "compare": ("rate several runs on one scale and say whether they differ", (), ("out",)),
     "demo": ("the main job for now: collect, then filter with balanced outcomes", ("out",), ()),
     "config": ("print the resolved config (and its hash)", (), ()),
     "validate-teams": ("check every team of `team_set` with Showdown's validator", (), ()),
@@ -36,19 +43,27 @@ class UsageError(ValueError):
 
 
 def split_args(command: str, args: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Separate the command's io keys (`out=DIR`) from Hydra overrides."""
+    """Separate the command's io keys (`out=DIR`) and run folders from Hydra overrides."""
     _, required, optional = COMMANDS[command]
     io_keys = set(required) | set(optional)
     io: dict[str, str] = {}
     overrides: list[str] = []
+    positional: list[str] = []
     for arg in args:
         key, sep, value = arg.partition("=")
+        if not sep and command in POSITIONAL:
+            positional.append(arg)
+            continue
         if not sep:
             raise UsageError(f"argument {arg!r} is not of the form key=value.")
         if key in io_keys:
             io[key] = value
         else:
             overrides.append(arg)
+    if command in POSITIONAL:
+        if not positional:
+            raise UsageError(f"`metamon-sp {command}` needs {POSITIONAL[command]} (one or more).")
+        io["runs"] = ",".join(positional)
     missing = [k for k in required if not io.get(k)]
     if missing:
         raise UsageError(f"`metamon-sp {command}` needs " + " and ".join(f"{k}=DIR" for k in missing)
@@ -107,6 +122,50 @@ def cmd_bootstrap(cfg: Config, io: dict[str, str]) -> None:
     print(f"checkpoint: {bootstrap(cfg, Path(io['out']))}")
 
 
+def _list_arg(value: str) -> list[str]:
+    """`[a,b]`, `a,b` or `a` (Hydra-style list syntax on the command line)."""
+    return [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",") if v.strip()]
+
+
+def cmd_evaluate(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.evaluate import evaluate
+
+    opponents = _list_arg(io["opponents"]) if io.get("opponents") else cfg.eval.opponents
+    summary = evaluate(cfg, io["player"], opponents, cfg.eval.battles, Path(io["out"]))
+    for name, s in summary["opponents"].items():
+        print(f"{summary['player']} vs {name}: win rate {s['win_rate']:.3f} "
+              f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}] ({s['wins']}-{s['losses']}-{s['ties']}), "
+              f"valid actions {s['valid_action_rate']:.4f}, mean turns {s['mean_turns']}")
+    print(f"summary: {Path(io['out']) / 'summary.json'}")
+
+
+def cmd_selfplay(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.pipeline import run_selfplay
+    from metamon_sp.report import build_report
+
+    run = run_selfplay(cfg, init_checkpoint=io.get("init") or None)
+    print((run.dir / "ratings.md").read_text())
+    print(f"run: {run.dir}\nreport: {build_report(run.dir)}")
+
+
+def cmd_report(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.report import build_report
+
+    for run_dir in io["runs"].split(","):
+        print(f"report: {build_report(run_dir)}")
+
+
+def cmd_compare(cfg: Config, io: dict[str, str]) -> None:
+    from metamon_sp.compare import compare
+
+    runs = io["runs"].split(",")
+    out = Path(io.get("out") or Path(runs[0]).parent / "compare")
+    path = compare(cfg, runs, out)
+    text = path.read_text()
+    print(text[text.index("## Verdict"):text.index("## Ratings")].strip())
+    print(f"comparison: {path}")
+
+
 def cmd_demo(cfg: Config, io: dict[str, str]) -> None:
     from dataclasses import replace
 
@@ -141,7 +200,8 @@ def cmd_install_showdown(cfg: Config, io: dict[str, str]) -> None:
 
 HANDLERS: dict[str, Callable[[Config, dict[str, str]], None]] = {
     "collect": cmd_collect, "filter": cmd_filter, "train": cmd_train, "bootstrap": cmd_bootstrap,
-    "demo": cmd_demo, "config": cmd_config,
+    "evaluate": cmd_evaluate, "selfplay": cmd_selfplay, "report": cmd_report,
+    "compare": cmd_compare, "demo": cmd_demo, "config": cmd_config,
     "validate-teams": cmd_validate_teams, "install-showdown": cmd_install_showdown,
 }
 
@@ -153,7 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_, required, _) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
-        sp.add_argument("args", nargs="*", metavar="key=value",
+        sp.add_argument("args", nargs="*", metavar=f"{POSITIONAL[name]} key=value"
+                        if name in POSITIONAL else "key=value",
                         help="Hydra overrides" + (f"; needs {', '.join(k + '=' for k in required)}"
                                                   if required else ""))
     return p

@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 from poke_env.concurrency import POKE_LOOP
+from poke_env.teambuilder import Teambuilder
 
 from metamon_sp import atomic
 from metamon_sp.config import Config
@@ -98,7 +100,7 @@ async def _stop(players: list[Any]) -> None:
 
 
 async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
-                flush: Callable[[list[list[Trajectory]]], None], samplers: list[TeamSampler],
+                flush: Callable[[list[list[Trajectory]]], None], samplers: list[Teambuilder],
                 names: dict[str, str], generation: int, tag: str) -> None:
     """Play `n` battles on `server`, flushing complete battles as shards fill up."""
     p1_id, p2_id = _player_ids(cfg)
@@ -134,9 +136,14 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
 
 
 def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int,
-                 generation: int = 0, progress: Callable[[int], None] | None = None
-                 ) -> InstanceResult:
-    """Play this instance's share of battles into `out_dir` with its own server."""
+                 generation: int = 0, progress: Callable[[int], None] | None = None,
+                 teams_for: tuple[Teambuilder, Teambuilder] | None = None,
+                 server: ShowdownServer | None = None) -> InstanceResult:
+    """Play this instance's share of battles into `out_dir` with its own server.
+
+    `teams_for` gives p1's and p2's teams battle by battle (poke-env pairs the k-th challenge
+    with the k-th acceptance); by default each side samples from the team set. A running
+    `server` is used (and left running) instead of starting one."""
     out_dir = Path(out_dir)
     c = cfg.collect
     teams = load_team_set(cfg.team_set)
@@ -151,12 +158,17 @@ def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int
     seed = cfg.seed * 10_007 + instance
     random.seed(seed)  # poke-env's baselines draw from the global RNG
     np.random.seed(seed % 2**32)
-    samplers = [TeamSampler(teams, seed * 2), TeamSampler(teams, seed * 2 + 1)]
+    samplers = list(teams_for or (TeamSampler(teams, seed * 2), TeamSampler(teams, seed * 2 + 1)))
     played = 0
+
+    session = ""  # battle ids restart per server (and parallel servers share a counter)
 
     def flush(battles: list[list[Trajectory]]) -> None:
         nonlocal written, played
         size = c.shard_battles
+        for battle in battles:
+            for t in battle:
+                t.battle_id = f"{session}:{t.battle_id}"
         for i in range(0, len(battles), size):
             chunk = battles[i:i + size]
             writer.write([t for battle in chunk for t in battle])
@@ -165,11 +177,14 @@ def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int
             if progress:
                 progress(len(chunk))
 
-    with ShowdownServer(out_dir / "logs" / f"showdown-i{instance:02d}.log") as server:
+    own = ShowdownServer(out_dir / "logs" / f"showdown-i{instance:02d}.log") if server is None \
+        else None
+    with own or nullcontext(server) as server:
         t0 = time.monotonic()  # play time: the server's start is not part of the rate
         while written < n_battles:
             book = BattleBook(c.record)
             tag = f"i{instance}r{server.restarts}{secrets.token_hex(2)}"
+            session = tag
             try:
                 asyncio.run(_play(server, cfg, n_battles - written, book, flush, samplers, names,
                                   generation, tag))
@@ -207,9 +222,12 @@ def _check_out_dir(out_dir: Path, cfg: Config) -> None:
                                f"empty folder so nothing already written is mixed or lost.")
 
 
-def collect(cfg: Config, out_dir: Path | str, generation: int = 0,
-            show_progress: bool = True) -> dict[str, Any]:
-    """Play and record `cfg.collect.battles` battles into `out_dir`; return the summary."""
+def collect(cfg: Config, out_dir: Path | str, generation: int = 0, show_progress: bool = True,
+            teams_for: tuple[Teambuilder, Teambuilder] | None = None,
+            server: ShowdownServer | None = None) -> dict[str, Any]:
+    """Play and record `cfg.collect.battles` battles into `out_dir`; return the summary.
+    `teams_for` (one instance only) fixes both sides' teams battle by battle; `server` (one
+    instance only) plays on a server the caller keeps running."""
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
@@ -224,8 +242,12 @@ def collect(cfg: Config, out_dir: Path | str, generation: int = 0,
     bar = tqdm(total=c.battles, desc="collect", unit="battle", disable=not show_progress,
                mininterval=1.0)
     t0 = time.monotonic()
+    if (teams_for is not None or server is not None) and c.parallel_instances != 1:
+        raise CollectError("fixed team sequences or a shared server need "
+                           "collect.parallel_instances=1.")
     if c.parallel_instances == 1:
-        results = [run_instance(cfg, out_dir, 0, parts[0], generation, progress=bar.update)]
+        results = [run_instance(cfg, out_dir, 0, parts[0], generation, progress=bar.update,
+                                teams_for=teams_for, server=server)]
     else:
         results = _run_parallel(cfg, out_dir, parts, generation, bar)
     seconds = time.monotonic() - t0

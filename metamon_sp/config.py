@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 RECORD_CHOICES = ("both", "p1", "p2")
+RUN_KEYS = ("generations", "run_name", "runs_dir", "logger", "wandb_mode")
 
 
 class ConfigError(ValueError):
@@ -255,6 +256,44 @@ class BootstrapConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation: win rates against baselines, earlier generations and a reference."""
+
+    battles: int = 100
+    """Battles per opponent (played as mirrored team pairs, seats swapped halfway)."""
+    opponents: list[str] = field(default_factory=lambda: [
+        "random", "max_base_power", "simple_heuristics"])
+    previous_generations: int = 2
+    """In a run, also play this many earlier generations (0: none)."""
+    reference: str = ""
+    """A reference checkpoint for head-to-head (empty: the run's generation 0)."""
+
+    def __post_init__(self) -> None:
+        _check(self.battles >= 1, "eval.battles", self.battles, ">= 1")
+        _check(self.previous_generations >= 0, "eval.previous_generations",
+               self.previous_generations, ">= 0")
+
+
+@dataclass
+class EloConfig:
+    """Ratings (Bradley–Terry maximum likelihood on the Elo scale)."""
+
+    anchor: str = "random"
+    anchor_elo: float = 1000.0
+    bootstrap: int = 200
+    """Resamples for the 95% intervals."""
+    games_per_pair: int = 20
+    """Tournament budget: games each pair of the pool should have (games already played count)."""
+    prior_sigma: float = 3.0
+    """Std of the Gaussian prior on strengths (natural units; ≈ 520 Elo): keeps unbeaten finite."""
+
+    def __post_init__(self) -> None:
+        _check(self.bootstrap >= 0, "elo.bootstrap", self.bootstrap, ">= 0")
+        _check(self.games_per_pair >= 0, "elo.games_per_pair", self.games_per_pair, ">= 0")
+        _check(self.prior_sigma > 0, "elo.prior_sigma", self.prior_sigma, "> 0")
+
+
+@dataclass
 class Config:
     format: str = "gen1ou"
     """Showdown battle format; the featurizer is built for Gen 1."""
@@ -271,6 +310,15 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    elo: EloConfig = field(default_factory=EloConfig)
+    generations: int = 2
+    """Self-play generations after generation 0 (a run's length)."""
+    run_name: str = "selfplay"
+    runs_dir: str = "runs"
+    """A run lives in runs_dir/<run_name>-<config hash>/."""
+    mix_previous_generations: int = 0
+    """Train generation k on its own filtered data plus that of this many earlier generations."""
     logger: str = "jsonl"
     """Metrics sink: jsonl (always written) or wandb (a mirror of it, offline by default)."""
     wandb_mode: str = "offline"
@@ -279,6 +327,11 @@ class Config:
         _check(self.format.startswith("gen1"), "format", self.format,
                "a Gen 1 format such as gen1ou (the featurizer and action space are Gen 1's)")
         _check(self.logger in ("jsonl", "wandb"), "logger", self.logger, "jsonl or wandb")
+        _check(self.generations >= 0, "generations", self.generations, ">= 0")
+        _check(self.mix_previous_generations >= 0, "mix_previous_generations",
+               self.mix_previous_generations, ">= 0")
+        _check(bool(self.run_name) and "/" not in self.run_name, "run_name", self.run_name,
+               "a non-empty name without '/'")
         _check(self.wandb_mode in ("offline", "online", "disabled"), "wandb_mode",
                self.wandb_mode, "offline, online or disabled")
 
@@ -286,8 +339,10 @@ class Config:
         return asdict(self)
 
     def hash(self) -> str:
-        """A short, stable hash of every value: runs keyed by it are never confused."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A short, stable hash of every value that changes results (not the run's name, folder
+        or length): runs keyed by it are never confused, and a longer run extends a shorter."""
+        values = {k: v for k, v in self.to_dict().items() if k not in RUN_KEYS}
+        blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

@@ -115,6 +115,21 @@ class TeamSampler(Teambuilder):
         return self.rng.choice(self.teams).packed
 
 
+class TeamSequence(Teambuilder):
+    """Gives battles the given teams in order (evaluation's mirrored team pairs)."""
+
+    def __init__(self, packed_teams: list[str]):
+        if not packed_teams:
+            raise TeamError("an empty team sequence.")
+        self.packed = list(packed_teams)
+        self.i = 0
+
+    def yield_team(self) -> str:
+        team = self.packed[self.i % len(self.packed)]
+        self.i += 1
+        return team
+
+
 def team_index(teams: list[Team]) -> dict[str, str]:
     """fingerprint → team name, to name the team a battle was played with."""
     return {t.fingerprint: t.name for t in teams}

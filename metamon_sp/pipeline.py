@@ -1,0 +1,190 @@
+"""The self-play pipeline's steps as plain functions over a run folder (no orchestration here:
+`flows/` wraps each step in a Prefect task; `metamon-sp selfplay` runs them in a loop).
+
+    runs_dir/<run_name>-<config hash>/
+      config.json                   the resolved config
+      gen-000/                      bootstrap (data/, filtered/, train/checkpoint) or adopted
+      gen-NNN/collect/              self-play of gen-(N-1) against itself
+      gen-NNN/filtered/             what gen-N trains on
+      gen-NNN/train/checkpoint/     gen-N, trained from gen-(N-1) (also its damping reference)
+      gen-NNN/eval/                 games + summary.json + probes.json
+      gen-NNN/ratings.{json,md}     ratings of everything played so far
+      tournament/                   games that fill the round robin's budget
+      ratings.{json,md}             the latest ratings
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from metamon_sp import atomic
+from metamon_sp.bootstrap import bootstrap
+from metamon_sp.checkpoint import read_meta
+from metamon_sp.collect import collect
+from metamon_sp.config import Config
+from metamon_sp.elo import Ratings, rate_rows
+from metamon_sp.evaluate import evaluate
+from metamon_sp.filter import filter_datasets
+from metamon_sp.players import CHECKPOINT_PREFIX
+from metamon_sp.probes import behaviour_probes
+from metamon_sp.results import read_games
+from metamon_sp.tournament import round_robin
+from metamon_sp.train import train
+from metamon_sp.trajectories import Dataset
+
+log = logging.getLogger(__name__)
+
+
+class RunError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Run:
+    dir: Path
+
+    def gen(self, k: int) -> Path:
+        return self.dir / f"gen-{k:03d}"
+
+    def checkpoint(self, k: int) -> Path:
+        return self.gen(k) / "train" / "checkpoint"
+
+    def spec(self, k: int) -> str:
+        return f"{CHECKPOINT_PREFIX}{self.checkpoint(k)}"
+
+    def generations(self) -> list[int]:
+        """Generations whose checkpoint exists, in order."""
+        return sorted(int(p.name[4:]) for p in self.dir.glob("gen-[0-9][0-9][0-9]")
+                      if (p / "train" / "checkpoint" / "checkpoint.json").exists())
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads((self.dir / "config.json").read_text())
+
+
+def run_dir_for(cfg: Config) -> Path:
+    return Path(cfg.runs_dir) / f"{cfg.run_name}-{cfg.hash()}"
+
+
+def open_run(cfg: Config) -> Run:
+    """The run folder of this config, created with its resolved config on first use."""
+    run = Run(run_dir_for(cfg))
+    run.dir.mkdir(parents=True, exist_ok=True)
+    if not (run.dir / "config.json").exists():
+        atomic.write_json(run.dir / "config.json", {**cfg.to_dict(), "config_hash": cfg.hash()})
+    return run
+
+
+# ------------------------------------------------------------------------------- generation 0
+def generation_zero(cfg: Config, run: Run, init_checkpoint: str | Path | None = None,
+                    show_progress: bool = True) -> Path:
+    """Generation 0: adopt `init_checkpoint`, or bootstrap from heuristic battles."""
+    if (run.checkpoint(0) / "checkpoint.json").exists():
+        return run.checkpoint(0)
+    if init_checkpoint:
+        read_meta(init_checkpoint)  # a clear error now rather than mid-run
+        tmp = run.checkpoint(0).with_name(".adopting")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(init_checkpoint, tmp)
+        tmp.rename(run.checkpoint(0))
+        atomic.write_json(run.gen(0) / "adopted.json", {"from": str(Path(init_checkpoint).resolve())})
+        return run.checkpoint(0)
+    return bootstrap(cfg, run.gen(0), show_progress=show_progress)
+
+
+# ------------------------------------------------------------------------- generation k >= 1
+def collect_generation(cfg: Config, run: Run, k: int, show_progress: bool = True) -> Path:
+    """Generation k-1 plays itself; both sides are recorded."""
+    data = run.gen(k) / "collect"
+    ccfg = replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"))
+    collect(ccfg, data, generation=k, show_progress=show_progress)
+    return data
+
+
+def filter_generation(cfg: Config, run: Run, k: int) -> Path:
+    out = run.gen(k) / "filtered"
+    if not (out / "manifest.json").exists():
+        filter_datasets(cfg, [run.gen(k) / "collect"], out)
+    return out
+
+
+def training_data(cfg: Config, run: Run, k: int) -> list[Path]:
+    earliest = max(1, k - cfg.mix_previous_generations)
+    return [run.gen(j) / "filtered" for j in range(k, earliest - 1, -1)]
+
+
+def train_generation(cfg: Config, run: Run, k: int) -> Path:
+    """Fine-tune generation k-1 into generation k; k-1 is also its damping reference."""
+    return train(cfg, training_data(cfg, run, k), run.gen(k) / "train",
+                 init=run.checkpoint(k - 1), generation=k)
+
+
+# ----------------------------------------------------------------------------- yardsticks
+def opponents_for(cfg: Config, run: Run, k: int) -> list[str]:
+    opponents = list(cfg.eval.opponents)
+    opponents += [run.spec(j) for j in range(max(0, k - cfg.eval.previous_generations), k)]
+    reference = reference_spec(cfg, run)
+    if k > 0 and reference not in opponents:
+        opponents.append(reference)
+    return opponents
+
+
+def reference_spec(cfg: Config, run: Run) -> str:
+    return f"{CHECKPOINT_PREFIX}{cfg.eval.reference}" if cfg.eval.reference else run.spec(0)
+
+
+def evaluate_generation(cfg: Config, run: Run, k: int, show_progress: bool = True
+                        ) -> dict[str, Any]:
+    out = run.gen(k) / "eval"
+    summary = evaluate(cfg, run.spec(k), opponents_for(cfg, run, k), cfg.eval.battles, out,
+                       show_progress=show_progress)
+    probes = behaviour_probes(player_trajectories(out))
+    atomic.write_json(out / "probes.json", probes)
+    return summary
+
+
+def player_trajectories(eval_dir: Path):
+    """The evaluated player's own trajectories (it is p1 in a-is-p1, p2 in a-is-p2)."""
+    for half, side in (("a-is-p1", "p1"), ("a-is-p2", "p2")):
+        for data in sorted((eval_dir / "games").glob(f"*/{half}")):
+            yield from (t for t in Dataset(data) if t.side == side)
+
+
+def rate_generation(cfg: Config, run: Run, k: int) -> Ratings:
+    """Fill the round robin's budget over the pool, then rate everything played so far."""
+    pool = list(cfg.eval.opponents) + [run.spec(j) for j in range(k + 1)]
+    reference = reference_spec(cfg, run)
+    if reference not in pool:
+        pool.append(reference)
+    if cfg.elo.games_per_pair:
+        round_robin(cfg, pool, cfg.elo.games_per_pair, run.dir / "tournament", known=[run.dir])
+    ratings = rate_rows(read_games([run.dir]), anchor=cfg.elo.anchor,
+                        anchor_elo=cfg.elo.anchor_elo, bootstrap=cfg.elo.bootstrap, seed=cfg.seed,
+                        prior_sigma=cfg.elo.prior_sigma)
+    for folder in (run.gen(k), run.dir):
+        atomic.write_json(folder / "ratings.json", {"generation": k, **ratings.to_dict()})
+        atomic.write_text(folder / "ratings.md", ratings.markdown())
+    return ratings
+
+
+def run_selfplay(cfg: Config, init_checkpoint: str | Path | None = None,
+                 show_progress: bool = True) -> Run:
+    """Every step of every generation, in order, skipping what is already done."""
+    run = open_run(cfg)
+    generation_zero(cfg, run, init_checkpoint, show_progress)
+    if not (run.gen(0) / "eval" / "summary.json").exists():
+        evaluate_generation(cfg, run, 0, show_progress)
+    rate_generation(cfg, run, 0)
+    for k in range(1, cfg.generations + 1):
+        if not (run.gen(k) / "ratings.json").exists():
+            collect_generation(cfg, run, k, show_progress)
+            filter_generation(cfg, run, k)
+            train_generation(cfg, run, k)
+            evaluate_generation(cfg, run, k, show_progress)
+            rate_generation(cfg, run, k)
+    return run

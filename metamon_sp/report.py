@@ -1,0 +1,203 @@
+"""Run reports: Markdown + PNG plots answering "does each generation get stronger?".
+
+    metamon-sp report RUN_DIR   →   RUN_DIR/report/{report.md, elo.png, winrates.png,
+                                                    reference.png, training.png}
+
+Elo by generation with intervals; win rate against each baseline by generation; head-to-head
+against the reference checkpoint (beating heuristics is not enough: a fine-tune can beat every
+heuristic and still lose to its own base model); entropy, KL and learning-rate curves; and the
+behaviour probes by generation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from metamon_sp import atomic
+from metamon_sp.pipeline import Run
+from metamon_sp.results import label
+from metamon_sp.tracking import read_metrics
+
+REPORT_DIR = "report"
+CURVES = (("train/entropy", "entropy"), ("damping/kl_ref", "KL(π‖π_ref)"),
+          ("damping/kl_step", "KL per step"), ("train/lr", "learning rate"))
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def gen_name(run: Run, k: int) -> str:
+    return label(run.spec(k))
+
+
+def collect_run(run_dir: Path | str) -> dict[str, Any]:
+    """Everything a report needs, read from a run folder."""
+    run = Run(Path(run_dir))
+    gens = run.generations()
+    if not gens:
+        raise FileNotFoundError(f"{run.dir} has no generation with a checkpoint; is it a run folder "
+                                f"(runs_dir/<run_name>-<hash>)?")
+    ratings = _read(run.dir / "ratings.json") or {"ratings": []}
+    return {
+        "run": run, "gens": gens,
+        "names": {k: gen_name(run, k) for k in gens},
+        "ratings": {r["player"]: r for r in ratings["ratings"]},
+        "ratings_doc": ratings,
+        "evals": {k: _read(run.gen(k) / "eval" / "summary.json") for k in gens},
+        "probes": {k: _read(run.gen(k) / "eval" / "probes.json") for k in gens},
+        "metrics": {k: read_metrics(run.gen(k) / "train" / "metrics.jsonl")
+                    if (run.gen(k) / "train" / "metrics.jsonl").exists() else [] for k in gens},
+        "config": _read(run.dir / "config.json") or {},
+    }
+
+
+def plot_elo(d: dict[str, Any], path: Path, baselines: list[str]) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs = [k for k in d["gens"] if d["names"][k] in d["ratings"]]
+    rs = [d["ratings"][d["names"][k]] for k in xs]
+    ax.errorbar(xs, [r["elo"] for r in rs], yerr=[[r["elo"] - r["ci_low"] for r in rs],
+                                                  [r["ci_high"] - r["elo"] for r in rs]],
+                marker="o", capsize=4, label="generation")
+    for b in baselines:
+        if b in d["ratings"]:
+            ax.axhline(d["ratings"][b]["elo"], ls="--", lw=1, color="grey")
+            ax.text(xs[-1] if xs else 0, d["ratings"][b]["elo"], f" {b}", va="bottom", fontsize=8)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("Elo (95% bootstrap interval)")
+    ax.set_xticks(d["gens"])
+    ax.set_title("Elo by generation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_winrates(d: dict[str, Any], path: Path, opponents: list[str], title: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for opp in opponents:
+        pts = [(k, d["evals"][k]["opponents"][opp]) for k in d["gens"]
+               if d["evals"][k] and opp in d["evals"][k]["opponents"]]
+        if not pts:
+            continue
+        xs = [k for k, _ in pts]
+        ys = [s["win_rate"] for _, s in pts]
+        ax.errorbar(xs, ys, yerr=[[s["win_rate"] - s["ci_low"] for _, s in pts],
+                                  [s["ci_high"] - s["win_rate"] for _, s in pts]],
+                    marker="o", capsize=4, label=opp)
+    ax.axhline(0.5, ls=":", color="grey", lw=1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(d["gens"])
+    ax.set_xlabel("generation")
+    ax.set_ylabel("win rate (95% Wilson interval)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_training(d: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
+    offset = 0
+    for k in d["gens"]:
+        rows = d["metrics"][k]
+        if not rows:
+            continue
+        steps = [offset + r["step"] for r in rows]
+        for ax, (key, title) in zip(axes.flat, CURVES):
+            ax.plot(steps, [r.get(key) for r in rows], lw=0.8, label=f"gen {k}")
+            ax.set_title(title, fontsize=9)
+        offset = steps[-1]
+        for ax in axes.flat:
+            ax.axvline(offset, color="grey", lw=0.5, ls=":")
+    axes.flat[-1].set_yscale("log")
+    axes.flat[0].legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("optimizer step (all generations)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def build_report(run_dir: Path | str, baselines: list[str] | None = None) -> Path:
+    d = collect_run(run_dir)
+    run: Run = d["run"]
+    out = run.dir / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = d["config"]
+    baselines = baselines or list(cfg.get("eval", {}).get("opponents", ["random"]))
+    reference = label(f"checkpoint:{cfg['eval']['reference']}") if cfg.get("eval", {}).get(
+        "reference") else d["names"][d["gens"][0]]
+    plot_elo(d, out / "elo.png", baselines)
+    plot_winrates(d, out / "winrates.png", baselines, "win rate against the baselines")
+    plot_winrates(d, out / "reference.png", [reference],
+                  f"head-to-head against the reference ({reference})")
+    plot_training(d, out / "training.png")
+
+    lines = [f"# Run report: {run.dir.name}", ""]
+    if cfg:
+        lines += [f"reward `{cfg['reward']['name']}`, damping `{cfg['damping']['name']}`, model "
+                  f"`{cfg['model']['name']}`, scale `{cfg.get('scale_name')}`, seed {cfg['seed']}, "
+                  f"config hash `{cfg.get('config_hash')}`", ""]
+    lines += ["## Generations", "",
+              "| generation | Elo | 95% interval | " + " | ".join(f"vs {b}" for b in baselines)
+              + f" | vs reference ({reference}) | valid actions |",
+              "|---|---|---|" + "---|" * len(baselines) + "---|---|"]
+    for k in d["gens"]:
+        r = d["ratings"].get(d["names"][k], {})
+        ev = (d["evals"][k] or {}).get("opponents", {})
+        cells = [_pct(ev.get(b, {}).get("win_rate")) for b in baselines]
+        ref = ev.get(reference, {}).get("win_rate") if d["names"][k] != reference else None
+        valid = [s.get("valid_action_rate") for s in ev.values() if s.get("valid_action_rate")]
+        lines.append(f"| {d['names'][k]} | {r.get('elo', float('nan')):.0f} | "
+                     f"[{r.get('ci_low', float('nan')):.0f}, {r.get('ci_high', float('nan')):.0f}] | "
+                     + " | ".join(cells) + f" | {_pct(ref)} | "
+                     f"{_pct(min(valid) if valid else None)} |")
+    lines += ["", "![Elo by generation](elo.png)", "", "![win rates](winrates.png)", "",
+              "![head-to-head against the reference](reference.png)", "",
+              "## Ratings (all players)", "",
+              d["ratings_doc"].get("markdown") or _ratings_md(d["ratings_doc"]), "",
+              "## Behaviour probes", "",
+              "Recovery = Recover/Soft-Boiled/Rest; lost/won = trailing/leading by ≥ 2 Pokémon or "
+              "≥ 2 team HP.", "",
+              "| generation | recovery when lost | recovery when won | status when lost | "
+              "status when won | switch rate | distinct moves | move entropy (bits) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for k in d["gens"]:
+        p = d["probes"][k]
+        if not p:
+            continue
+        lines.append(f"| {d['names'][k]} | {_pct(p['lost']['recovery_rate'])} | "
+                     f"{_pct(p['won']['recovery_rate'])} | {_pct(p['lost']['status_rate'])} | "
+                     f"{_pct(p['won']['status_rate'])} | {_pct(p['all']['switch_rate'])} | "
+                     f"{p['move_diversity']['distinct_moves']} | "
+                     f"{p['move_diversity']['entropy_bits']} |")
+    lines += ["", "## Training curves", "", "![training curves](training.png)", ""]
+    atomic.write_text(out / "report.md", "\n".join(lines))
+    return out / "report.md"
+
+
+def _ratings_md(doc: dict[str, Any]) -> str:
+    rows = ["| player | Elo | 95% interval | games |", "|---|---|---|---|"]
+    for r in doc.get("ratings", []):
+        rows.append(f"| {r['player']} | {r['elo']:.0f} | [{r['ci_low']:.0f}, {r['ci_high']:.0f}] | "
+                    f"{r['games']} |")
+    return "\n".join(rows)
