@@ -2,15 +2,16 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-RUN    ?= runs/demo
 # torch 2.13.0 first: on our machines it resolves to the local CPU wheel; a later `torch>=2.13`
 # range is then already satisfied (an unpinned install would pull a multi-GB CUDA build).
 TORCH  ?= torch==2.13.0
 
-.PHONY: help install showdown demo test test-unit test-integration test-e2e bench clean
+.PHONY: help install showdown run serve test test-unit test-integration test-e2e bench clean
 
 help:
-	@echo "make demo    - install everything, then collect + filter a small Gen 1 OU dataset"
+	@echo "make run     - install everything, then the default pipeline: generation 0 + 2 self-play"
+	@echo "               generations of the tiny CPU model (Prefect flow), ratings and report"
+	@echo "make serve   - a local Prefect server + the served selfplay/gen1 deployment"
 	@echo "make test    - install everything, then run unit + integration + end-to-end tests"
 	@echo "make bench   - collection throughput benchmark"
 
@@ -25,8 +26,11 @@ install: $(BIN)/.installed
 showdown: install
 	$(BIN)/metamon-sp install-showdown
 
-demo: showdown
-	$(BIN)/metamon-sp demo out=$(RUN)/$(shell date +%Y%m%d-%H%M%S) $(ARGS)
+run: showdown
+	$(BIN)/python -m flows.selfplay $(ARGS)
+
+serve: showdown
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m deployments.serve --local $(ARGS)
 
 test: showdown
 	$(BIN)/python -m pytest -v tests $(ARGS)

@@ -31,7 +31,6 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
                  "collect, filter, train, evaluate, elo", (), ("init",)),
     "report": ("Markdown + plots of a run: Elo, win rates, reference, probes, curves", (), ()),
     "compare": ("rate several runs on one scale and say whether they differ", (), ("out",)),
-    "demo": ("the main job for now: collect, then filter with balanced outcomes", ("out",), ()),
     "config": ("print the resolved config (and its hash)", (), ()),
     "validate-teams": ("check every team of `team_set` with Showdown's validator", (), ()),
     "install-showdown": ("install the pinned Showdown server into the cache", (), ()),
@@ -166,19 +165,6 @@ def cmd_compare(cfg: Config, io: dict[str, str]) -> None:
     print(f"comparison: {path}")
 
 
-def cmd_demo(cfg: Config, io: dict[str, str]) -> None:
-    from dataclasses import replace
-
-    from metamon_sp.collect import collect
-    from metamon_sp.filter import filter_datasets
-
-    out = Path(io["out"])
-    _print_collect(collect(cfg, out / "collected"))
-    cfg = replace(cfg, filter=replace(cfg.filter, balance_outcomes=True))
-    _print_filter(filter_datasets(cfg, [out / "collected"], out / "filtered"))
-    print(f"datasets: {out / 'collected'} and {out / 'filtered'}")
-
-
 def cmd_config(cfg: Config, io: dict[str, str]) -> None:
     print(json.dumps(cfg.to_dict(), indent=2))
     print(f"config hash: {cfg.hash()}")
@@ -201,7 +187,7 @@ def cmd_install_showdown(cfg: Config, io: dict[str, str]) -> None:
 HANDLERS: dict[str, Callable[[Config, dict[str, str]], None]] = {
     "collect": cmd_collect, "filter": cmd_filter, "train": cmd_train, "bootstrap": cmd_bootstrap,
     "evaluate": cmd_evaluate, "selfplay": cmd_selfplay, "report": cmd_report,
-    "compare": cmd_compare, "demo": cmd_demo, "config": cmd_config,
+    "compare": cmd_compare, "config": cmd_config,
     "validate-teams": cmd_validate_teams, "install-showdown": cmd_install_showdown,
 }
 

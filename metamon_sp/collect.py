@@ -222,42 +222,27 @@ def _check_out_dir(out_dir: Path, cfg: Config) -> None:
                                f"empty folder so nothing already written is mixed or lost.")
 
 
-def collect(cfg: Config, out_dir: Path | str, generation: int = 0, show_progress: bool = True,
-            teams_for: tuple[Teambuilder, Teambuilder] | None = None,
-            server: ShowdownServer | None = None) -> dict[str, Any]:
-    """Play and record `cfg.collect.battles` battles into `out_dir`; return the summary.
-    `teams_for` (one instance only) fixes both sides' teams battle by battle; `server` (one
-    instance only) plays on a server the caller keeps running."""
-    from tqdm import tqdm
-
-    out_dir = Path(out_dir)
+def prepare_collection(cfg: Config, out_dir: Path | str) -> None:
+    """Everything that can fail before a battle: players, teams (an illegal team would hang its
+    battles), and an output folder holding another config's data."""
     c = cfg.collect
     check_player_spec(c.p1, "collect.p1")
     check_player_spec(c.p2, "collect.p2", allow_self=True)
-    teams = load_team_set(cfg.team_set)
-    validate_team_set(teams, cfg.format)  # an illegal team would hang its battles: refuse now
-    _check_out_dir(out_dir, cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parts = split_battles(c.battles, c.parallel_instances)
-    bar = tqdm(total=c.battles, desc="collect", unit="battle", disable=not show_progress,
-               mininterval=1.0)
-    t0 = time.monotonic()
-    if (teams_for is not None or server is not None) and c.parallel_instances != 1:
-        raise CollectError("fixed team sequences or a shared server need "
-                           "collect.parallel_instances=1.")
-    if c.parallel_instances == 1:
-        results = [run_instance(cfg, out_dir, 0, parts[0], generation, progress=bar.update,
-                                teams_for=teams_for, server=server)]
-    else:
-        results = _run_parallel(cfg, out_dir, parts, generation, bar)
-    seconds = time.monotonic() - t0
-    bar.close()
+    validate_team_set(load_team_set(cfg.team_set), cfg.format)
+    _check_out_dir(Path(out_dir), cfg)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+
+
+def finish_collection(cfg: Config, out_dir: Path | str, results: list[InstanceResult],
+                      seconds: float, generation: int = 0) -> dict[str, Any]:
+    """Write the manifest (from the shards) and `collect_summary.json`; return the summary."""
+    out_dir = Path(out_dir)
     p1_id, p2_id = _player_ids(cfg)
     manifest = write_manifest(out_dir, meta={
         "p1": p1_id, "p2": p2_id, "format": cfg.format, "team_set": cfg.team_set,
-        "record": c.record, "generation": generation, "config_hash": cfg.hash()})
+        "record": cfg.collect.record, "generation": generation, "config_hash": cfg.hash()})
     played = sum(r.battles_played for r in results)
-    play_seconds = max(r.play_seconds for r in results)
+    play_seconds = max((r.play_seconds for r in results), default=0.0)
     summary = {
         "battles": manifest["battles"],
         "battles_played": played,
@@ -276,6 +261,48 @@ def collect(cfg: Config, out_dir: Path | str, generation: int = 0, show_progress
     }
     atomic.write_json(out_dir / SUMMARY, summary)
     return summary
+
+
+def collect(cfg: Config, out_dir: Path | str, generation: int = 0, show_progress: bool = True,
+            teams_for: tuple[Teambuilder, Teambuilder] | None = None,
+            server: ShowdownServer | None = None,
+            on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Play and record `cfg.collect.battles` battles into `out_dir`; return the summary.
+    `teams_for` (one instance only) fixes both sides' teams battle by battle; `server` (one
+    instance only) plays on a server the caller keeps running."""
+    from tqdm import tqdm
+
+    c = cfg.collect
+    if (teams_for is not None or server is not None) and c.parallel_instances != 1:
+        raise CollectError("fixed team sequences or a shared server need "
+                           "collect.parallel_instances=1.")
+    prepare_collection(cfg, out_dir)
+    parts = split_battles(c.battles, c.parallel_instances)
+    bar = _Progress(tqdm(total=c.battles, desc="collect", unit="battle",
+                         disable=not show_progress, mininterval=1.0), on_progress)
+    t0 = time.monotonic()
+    if c.parallel_instances == 1:
+        results = [run_instance(cfg, out_dir, 0, parts[0], generation, progress=bar.update,
+                                teams_for=teams_for, server=server)]
+    else:
+        results = _run_parallel(cfg, Path(out_dir), parts, generation, bar)
+    bar.close()
+    return finish_collection(cfg, out_dir, results, time.monotonic() - t0, generation)
+
+
+class _Progress:
+    """A tqdm bar that also reports (done, total) to a callback."""
+
+    def __init__(self, bar: Any, callback: Callable[[int, int], None] | None):
+        self.bar, self.callback = bar, callback
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        if self.callback is not None:
+            self.callback(int(self.bar.n), int(self.bar.total))
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _run_parallel(cfg: Config, out_dir: Path, parts: list[int], generation: int, bar: Any

@@ -19,7 +19,9 @@ from omegaconf import OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 RECORD_CHOICES = ("both", "p1", "p2")
-RUN_KEYS = ("generations", "run_name", "runs_dir", "logger", "wandb_mode")
+RUN_KEYS = ("generations", "run_name", "runs_dir", "logger", "wandb_mode", "runner",
+            "dask_address")
+RUNNERS = ("threads", "processes", "dask")
 
 
 class ConfigError(ValueError):
@@ -319,6 +321,10 @@ class Config:
     """A run lives in runs_dir/<run_name>-<config hash>/."""
     mix_previous_generations: int = 0
     """Train generation k on its own filtered data plus that of this many earlier generations."""
+    runner: str = "threads"
+    """Where a flow runs collection shards: threads, processes, or dask (a LocalCluster, or the
+    scheduler at `dask_address`)."""
+    dask_address: str = ""
     logger: str = "jsonl"
     """Metrics sink: jsonl (always written) or wandb (a mirror of it, offline by default)."""
     wandb_mode: str = "offline"
@@ -328,6 +334,7 @@ class Config:
                "a Gen 1 format such as gen1ou (the featurizer and action space are Gen 1's)")
         _check(self.logger in ("jsonl", "wandb"), "logger", self.logger, "jsonl or wandb")
         _check(self.generations >= 0, "generations", self.generations, ">= 0")
+        _check(self.runner in RUNNERS, "runner", self.runner, f"one of {', '.join(RUNNERS)}")
         _check(self.mix_previous_generations >= 0, "mix_previous_generations",
                self.mix_previous_generations, ">= 0")
         _check(bool(self.run_name) and "/" not in self.run_name, "run_name", self.run_name,

@@ -20,12 +20,12 @@ import logging
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from metamon_sp import atomic
 from metamon_sp.bootstrap import bootstrap
 from metamon_sp.checkpoint import read_meta
-from metamon_sp.collect import collect
+from metamon_sp.collect import InstanceResult, collect, run_instance, split_battles
 from metamon_sp.config import Config
 from metamon_sp.elo import Ratings, rate_rows
 from metamon_sp.evaluate import evaluate
@@ -98,12 +98,24 @@ def generation_zero(cfg: Config, run: Run, init_checkpoint: str | Path | None = 
 
 
 # ------------------------------------------------------------------------- generation k >= 1
+def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
+    """Generation k's collection: generation k-1 plays itself, both sides recorded."""
+    return replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"))
+
+
 def collect_generation(cfg: Config, run: Run, k: int, show_progress: bool = True) -> Path:
-    """Generation k-1 plays itself; both sides are recorded."""
     data = run.gen(k) / "collect"
-    ccfg = replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"))
-    collect(ccfg, data, generation=k, show_progress=show_progress)
+    collect(selfplay_config(cfg, run, k), data, generation=k, show_progress=show_progress)
     return data
+
+
+def collect_shard(cfg: Config, run: Run, k: int, instance: int,
+                  progress: Callable[[int], None] | None = None) -> InstanceResult:
+    """One of `collect.parallel_instances` shards of generation k's collection, on its own
+    server: what a distributed task runner fans out (prepare first, finish after)."""
+    ccfg = selfplay_config(cfg, run, k)
+    n = split_battles(ccfg.collect.battles, ccfg.collect.parallel_instances)[instance]
+    return run_instance(ccfg, run.gen(k) / "collect", instance, n, generation=k, progress=progress)
 
 
 def filter_generation(cfg: Config, run: Run, k: int) -> Path:
@@ -118,10 +130,11 @@ def training_data(cfg: Config, run: Run, k: int) -> list[Path]:
     return [run.gen(j) / "filtered" for j in range(k, earliest - 1, -1)]
 
 
-def train_generation(cfg: Config, run: Run, k: int) -> Path:
+def train_generation(cfg: Config, run: Run, k: int,
+                     on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Fine-tune generation k-1 into generation k; k-1 is also its damping reference."""
     return train(cfg, training_data(cfg, run, k), run.gen(k) / "train",
-                 init=run.checkpoint(k - 1), generation=k)
+                 init=run.checkpoint(k - 1), generation=k, on_progress=on_progress)
 
 
 # ----------------------------------------------------------------------------- yardsticks

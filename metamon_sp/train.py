@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -148,10 +148,12 @@ def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
-          init: Path | str | None = None, generation: int = 0) -> Path:
+          init: Path | str | None = None, generation: int = 0,
+          on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Train from `init` (or from scratch) on `data_dirs`; returns the checkpoint folder.
 
-    Re-running into the same `out_dir` with the same config resumes from its checkpoint."""
+    Re-running into the same `out_dir` with the same config resumes from its checkpoint.
+    `on_progress(step, steps)` is called about every 5% of the steps."""
     tc, mc, dc = cfg.train, cfg.model, cfg.damping
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_DIR
@@ -222,6 +224,9 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
                     bar.set_postfix(critic=f"{metrics['train/critic_loss']:.3f}",
                                     bc=f"{metrics['train/bc_loss']:.3f}",
                                     ent=f"{metrics['train/entropy']:.2f}")
+            if on_progress is not None and ((step + 1) % max(1, steps // 20) == 0
+                                            or step + 1 == steps):
+                on_progress(step + 1, steps)
             if (step + 1) % tc.checkpoint_every == 0 or step + 1 == steps:
                 logger.flush()
                 meta.step = step + 1

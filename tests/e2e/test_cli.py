@@ -35,13 +35,6 @@ def test_collect_then_balanced_filter(tmp_path):
     assert (balanced / "filter_report.json").exists()
 
 
-def test_demo_on_the_smoke_scale(tmp_path):
-    out = run("demo", "scale=smoke", f"out={tmp_path / 'demo'}")
-    for sub in ("collected", "filtered"):
-        assert (tmp_path / "demo" / sub / "manifest.json").exists()
-    assert "kept" in out
-
-
 def test_user_errors_are_one_line_without_traceback(tmp_path):
     proc = subprocess.run(CLI + ["filter", f"data={tmp_path / 'none'}", f"out={tmp_path / 'o'}"],
                           capture_output=True, text=True)

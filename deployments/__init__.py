@@ -1,0 +1,1 @@
+"""Deployments of the self-play flow (see serve.py)."""

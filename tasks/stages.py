@@ -1,0 +1,108 @@
+"""The pipeline's stages as Prefect tasks: collect (per shard) → filter → train → evaluate → elo,
+plus generation 0 and the report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from metamon_sp import pipeline
+from metamon_sp.collect import InstanceResult, finish_collection, prepare_collection
+from metamon_sp.config import Config
+from metamon_sp.report import build_report
+from tasks.common import HOUR, Progress, run_of, run_slug, stage_cache_key
+
+RETRY = dict(retries=2, retry_delay_seconds=10)  # a Showdown server can crash; battles resume
+CACHED = dict(persist_result=True)
+
+
+@task(name="generation-0", cache_key_fn=stage_cache_key("generation-0"), timeout_seconds=12 * HOUR,
+      **RETRY, **CACHED)
+def generation_zero(cfg: Config, run_dir: str, init_checkpoint: str | None = None) -> str:
+    ckpt = pipeline.generation_zero(cfg, run_of(run_dir), init_checkpoint, show_progress=False)
+    get_run_logger().info("generation 0: %s", ckpt)
+    return str(ckpt)
+
+
+@task(name="prepare-collect", cache_key_fn=stage_cache_key("prepare-collect"), **CACHED)
+def prepare_collect(cfg: Config, run_dir: str, k: int) -> str:
+    run = run_of(run_dir)
+    data = run.gen(k) / "collect"
+    prepare_collection(pipeline.selfplay_config(cfg, run, k), data)
+    return str(data)
+
+
+@task(name="collect-shard", task_run_name="collect-gen-{k}-shard-{instance}",
+      cache_key_fn=stage_cache_key("collect-shard"), timeout_seconds=6 * HOUR, **RETRY, **CACHED)
+def collect_shard(cfg: Config, run_dir: str, k: int, instance: int) -> dict[str, Any]:
+    run = run_of(run_dir)
+    n = pipeline.split_battles(cfg.collect.battles, cfg.collect.parallel_instances)[instance]
+    progress = Progress(f"{run_slug(run_dir)}-gen-{k:03d}-collect-{instance}",
+                        f"gen {k} self-play, shard {instance}: battles recorded")
+    done = {"n": 0}
+
+    def on_battles(new: int) -> None:
+        done["n"] += new
+        progress(done["n"], n)
+
+    result = pipeline.collect_shard(cfg, run, k, instance, progress=on_battles)
+    get_run_logger().info("gen %d shard %d: %d battles in %.0fs (%d server restarts)", k, instance,
+                          result.battles_played, result.play_seconds, result.restarts)
+    return asdict(result)
+
+
+@task(name="finish-collect", cache_key_fn=stage_cache_key("finish-collect"), **CACHED)
+def finish_collect(cfg: Config, run_dir: str, k: int, shards: list[dict[str, Any]],
+                   seconds: float) -> dict[str, Any]:
+    run = run_of(run_dir)
+    summary = finish_collection(pipeline.selfplay_config(cfg, run, k), run.gen(k) / "collect",
+                                [InstanceResult(**s) for s in shards], seconds, generation=k)
+    get_run_logger().info("gen %d collection: %d battles, %.2f battles/s, invalid-order rate %.4f",
+                          k, summary["battles"], summary["battles_per_s"], summary["invalid_rate"])
+    return {k_: v for k_, v in summary.items() if k_ != "instances"}
+
+
+@task(name="filter", cache_key_fn=stage_cache_key("filter"), **CACHED)
+def filter_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
+    out = pipeline.filter_generation(cfg, run_of(run_dir), k)
+    report = json.loads((out / "filter_report.json").read_text())
+    get_run_logger().info("gen %d filter: kept %d of %d trajectories; dropped %s", k,
+                          report["kept_trajectories"], report["input_trajectories"],
+                          report["dropped"] or "none")
+    return report
+
+
+@task(name="train", cache_key_fn=stage_cache_key("train"), timeout_seconds=24 * HOUR, **CACHED)
+def train_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
+    run = run_of(run_dir)
+    progress = Progress(f"{run_slug(run_dir)}-gen-{k:03d}-train", f"gen {k} training: steps")
+    ckpt = pipeline.train_generation(cfg, run, k, on_progress=progress)
+    summary = json.loads((run.gen(k) / "train" / "train_summary.json").read_text())
+    get_run_logger().info("gen %d trained %d steps at %.0f timesteps/s -> %s", k,
+                          summary["steps"], summary["timesteps_per_s"], ckpt)
+    return {"checkpoint": str(ckpt), **summary}
+
+
+@task(name="evaluate", cache_key_fn=stage_cache_key("evaluate"), timeout_seconds=6 * HOUR,
+      **RETRY, **CACHED)
+def evaluate_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
+    summary = pipeline.evaluate_generation(cfg, run_of(run_dir), k, show_progress=False)
+    for name, s in summary["opponents"].items():
+        get_run_logger().info("gen %d vs %s: win rate %.3f [%.3f, %.3f]", k, name, s["win_rate"],
+                              s["ci_low"], s["ci_high"])
+    return summary
+
+
+@task(name="elo", cache_key_fn=stage_cache_key("elo"), timeout_seconds=6 * HOUR, **RETRY, **CACHED)
+def elo_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
+    ratings = pipeline.rate_generation(cfg, run_of(run_dir), k)
+    get_run_logger().info("gen %d ratings:\n%s", k, ratings.markdown())
+    return ratings.to_dict()
+
+
+@task(name="report")
+def report_stage(run_dir: str) -> str:
+    return str(build_report(run_dir))

@@ -1,0 +1,73 @@
+"""The whole pipeline without Prefect on the smoke scale, then its report and an A/B comparison:
+real battles, real training, real ratings."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from tests.e2e.test_cli import run
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    run("selfplay", "scale=smoke", "generations=2", "run_name=base", f"runs_dir={root}",
+        timeout=600)
+    run("selfplay", "scale=smoke", "generations=1", "run_name=damped", "damping=dynamic",
+        f"runs_dir={root}", timeout=600)
+    return {p.name.split("-")[0]: p for p in root.iterdir() if p.is_dir()}
+
+
+def test_run_layout_and_ratings(runs):
+    base = runs["base"]
+    for k in range(3):
+        gen = base / f"gen-{k:03d}"
+        assert (gen / "train" / "checkpoint" / "model.safetensors").exists()
+        assert (gen / "ratings.json").exists() and (gen / "eval" / "summary.json").exists()
+    meta = json.loads((base / "gen-002" / "train" / "checkpoint" / "checkpoint.json").read_text())
+    assert meta["generation"] == 2 and meta["parent"].endswith("gen-001/train/checkpoint")
+    ratings = json.loads((base / "ratings.json").read_text())
+    names = {r["player"] for r in ratings["ratings"]}
+    assert {"random", "max_base_power", f"{base.name}/gen-000", f"{base.name}/gen-002"} <= names
+    assert ratings["anchor"] == "random"
+    summary = json.loads((base / "gen-002" / "eval" / "summary.json").read_text())
+    assert f"{base.name}/gen-000" in summary["opponents"]  # the reference, head to head
+    for s in summary["opponents"].values():
+        assert s["valid_action_rate"] == 1.0 and s["ci_low"] <= s["win_rate"] <= s["ci_high"]
+
+
+def test_report_has_every_generation_and_real_plots(runs):
+    base = runs["base"]
+    out = run("report", str(base))
+    report = base / "report" / "report.md"
+    assert str(report) in out
+    text = report.read_text()
+    for k in range(3):
+        assert f"{base.name}/gen-{k:03d}" in text
+    for png in ("elo.png", "winrates.png", "reference.png", "training.png"):
+        w, h = _png_size(base / "report" / png)
+        assert w > 300 and h > 200 and (base / "report" / png).stat().st_size > 5000
+        assert f"({png})" in text
+    assert "Behaviour probes" in text and "recovery when lost" in text
+
+
+def test_compare_rates_both_runs_on_one_scale(runs, tmp_path):
+    out = run("compare", str(runs["base"]), str(runs["damped"]), f"out={tmp_path / 'cmp'}")
+    assert "## Verdict" in out and "damping.name=dynamic" in out
+    doc = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    players = {r["player"] for r in doc["ratings"]["ratings"]}
+    assert f"{runs['damped'].name}/gen-001" in players and f"{runs['base'].name}/gen-002" in players
+    [diff] = doc["statement"]["differences"].values()
+    assert diff["ci_low"] <= diff["diff"] <= diff["ci_high"]
+    assert _png_size(tmp_path / "cmp" / "compare.png")[0] > 300
