@@ -49,6 +49,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, (sub, tasks) in runs.items():
         wall = sub.total_run_time.total_seconds()
+        tasks = [t for t in tasks if not (t.state and t.state.state_details.child_flow_run_id)]
         shards = [t.total_run_time.total_seconds() for t in tasks if t.name.startswith("collect-gen")]
         others = [t.total_run_time.total_seconds() for t in tasks
                   if not t.name.startswith("collect-gen")]

@@ -92,7 +92,12 @@ def generation_flow(cfg: Config, run_dir: str, k: int) -> dict:
     return {"collect": collected, "checkpoint": trained["checkpoint"], "report": report}
 
 
-@flow(name="selfplay")
+def _selfplay_name() -> str:
+    p = flow_run.parameters
+    return f"{p.get('run_name') or 'selfplay'}-{p.get('generations')}-generations"
+
+
+@flow(name="selfplay", flow_run_name=_selfplay_name)
 def selfplay(generations: int = 5, overrides: list[str] | None = None,
              run_name: str | None = None, init_checkpoint: str | None = None) -> dict:
     """Run `generations` self-play generations of the config composed from `overrides`."""
@@ -123,7 +128,9 @@ def main() -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from metamon_sp.config import CONF_DIR
+    from metamon_sp.config import CONF_DIR, register_configs
+
+    register_configs()
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def _run(cfg: DictConfig) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from metamon_sp import atomic
 from metamon_sp.collect import collect, split_battles
-from metamon_sp.config import Config
+from metamon_sp.config import Config, DampingConfig
 from metamon_sp.filter import filter_datasets
 from metamon_sp.train import train
 
@@ -37,7 +37,10 @@ def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True) -> P
     filtered = out_dir / "filtered"
     if not (filtered / "manifest.json").exists():
         filter_datasets(cfg, datasets, filtered)
-    ckpt = train(cfg, [filtered], out_dir / "train", init=None, generation=0)
+    # Damping holds a policy near where its training started: from scratch there is nothing to
+    # hold on to, and both arms of a damping study must share the same generation 0.
+    ckpt = train(replace(cfg, damping=DampingConfig()), [filtered], out_dir / "train", init=None,
+                 generation=0)
     summary: dict[str, Any] = {"checkpoint": str(ckpt), "collect": summaries}
     atomic.write_json(out_dir / "bootstrap_summary.json", summary)
     return ckpt

@@ -353,7 +353,8 @@ class Config:
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def _register() -> None:
+def register_configs() -> None:
+    """Put the schema in Hydra's ConfigStore (as `base_config`, which conf/config.yaml extends)."""
     ConfigStore.instance().store(name="base_config", node=Config)
 
 
@@ -380,7 +381,7 @@ def load_config(overrides: Sequence[str] = (), config_dir: Path | str | None = N
 
     conf_dir = Path(config_dir or CONF_DIR).resolve()
     with _LOCK:
-        _register()
+        register_configs()
         GlobalHydra.instance().clear()
         try:
             with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):

@@ -103,7 +103,8 @@ def plot_winrates(d: dict[str, Any], path: Path, opponents: list[str], title: st
     ax.set_xlabel("generation")
     ax.set_ylabel("win rate (95% Wilson interval)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

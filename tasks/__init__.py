@@ -5,7 +5,9 @@ the generation and the stage, so a re-run resumes at the first unfinished task a
 are never confused.
 """
 
+import logging
 import os
 
 # Library logs (metamon_sp.*) show in the Prefect UI next to the task's own.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "metamon_sp")
+logging.getLogger("metamon_sp").setLevel(logging.INFO)  # Prefect adds handlers, not a level

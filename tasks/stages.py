@@ -19,8 +19,8 @@ RETRY = dict(retries=2, retry_delay_seconds=10)  # a Showdown server can crash; 
 CACHED = dict(persist_result=True)
 
 
-@task(name="generation-0", cache_key_fn=stage_cache_key("generation-0"), timeout_seconds=12 * HOUR,
-      **RETRY, **CACHED)
+@task(name="gen0-checkpoint", cache_key_fn=stage_cache_key("gen0-checkpoint"),
+      timeout_seconds=12 * HOUR, **RETRY, **CACHED)
 def generation_zero(cfg: Config, run_dir: str, init_checkpoint: str | None = None) -> str:
     ckpt = pipeline.generation_zero(cfg, run_of(run_dir), init_checkpoint, show_progress=False)
     get_run_logger().info("generation 0: %s", ckpt)
