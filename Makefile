@@ -30,7 +30,7 @@ run: showdown
 	$(BIN)/python -m flows.selfplay $(ARGS)
 
 serve: showdown
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m deployments.serve --local $(ARGS)
+	$(BIN)/python -m deployments.serve --local $(ARGS)
 
 test: showdown
 	$(BIN)/python -m pytest -v tests $(ARGS)

@@ -31,7 +31,9 @@ def start_local_server(port: int, home: Path) -> subprocess.Popen:
     home.mkdir(parents=True, exist_ok=True)
     log = open(home / "server.log", "a")
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.Popen(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+    beside = Path(sys.executable).with_name("prefect")  # the venv's CLI, whatever PATH says
+    prefect = str(beside) if beside.exists() else "prefect"
+    proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api/health"
     deadline = time.monotonic() + 90

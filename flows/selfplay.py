@@ -9,8 +9,8 @@ runner chosen by `runner=` (threads, processes, dask). Generation k's checkpoint
 is its damping reference.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: a served deployment loads this module under another
+# name, and Prefect validates flow parameters from the annotations, so they must be real objects.
 import time
 from pathlib import Path
 from typing import Any
