@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -51,10 +50,5 @@ def test_served_deployment_runs_to_completion(tmp_path):
         [run_dir] = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
         assert (run_dir / "gen-002" / "train" / "checkpoint" / "checkpoint.json").exists()
     finally:
-        if served.poll() is None:
-            os.killpg(served.pid, signal.SIGTERM)
-            try:
-                served.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(served.pid, signal.SIGKILL)
+        stop(served)
         stop(server)
