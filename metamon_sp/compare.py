@@ -16,7 +16,7 @@ import numpy as np
 
 from metamon_sp import atomic
 from metamon_sp.config import RUN_KEYS, Config
-from metamon_sp.elo import bootstrap_elos, rate_rows
+from metamon_sp.elo import Ratings, rate_rows
 from metamon_sp.pipeline import Run
 from metamon_sp.results import label, read_games
 from metamon_sp.tournament import round_robin
@@ -60,12 +60,13 @@ def compare(cfg: Config, run_dirs: Sequence[Path | str], out_dir: Path | str) ->
     rows = round_robin(cfg, pool, cfg.elo.games_per_pair, out_dir / "games",
                        known=[r.dir for r in runs])
     ratings = rate_rows(rows, anchor=cfg.elo.anchor, anchor_elo=cfg.elo.anchor_elo,
-                        bootstrap=cfg.elo.bootstrap, seed=cfg.seed, prior_sigma=cfg.elo.prior_sigma)
+                        bootstrap=max(cfg.elo.bootstrap, 50), seed=cfg.seed,
+                        prior_sigma=cfg.elo.prior_sigma)
     by = ratings.by_player()
     groups = group_runs(runs)
     finals = {name: [label(r.spec(gens[r.dir][-1])) for r in members]
               for name, members in groups.items()}
-    statement = _statement(rows, ratings, finals, cfg)
+    statement = _statement(ratings, finals)
     _plot(runs, gens, by, groups, out_dir / "compare.png")
     table = ["| group | run | generation | Elo | 95% interval |", "|---|---|---|---|---|"]
     for name, members in groups.items():
@@ -86,8 +87,7 @@ def compare(cfg: Config, run_dirs: Sequence[Path | str], out_dir: Path | str) ->
     return out_dir / "compare.md"
 
 
-def _statement(rows: list[dict[str, Any]], ratings, finals: dict[str, list[str]],
-               cfg: Config) -> dict[str, Any]:
+def _statement(ratings: Ratings, finals: dict[str, list[str]]) -> dict[str, Any]:
     """Mean final-generation Elo per group and, for each two groups, the bootstrap interval of
     the difference: significant when it excludes 0."""
     by = ratings.by_player()
@@ -95,11 +95,8 @@ def _statement(rows: list[dict[str, Any]], ratings, finals: dict[str, list[str]]
     means = {g: float(np.mean([by[p].elo for p in ps if p in by])) for g, ps in finals.items()}
     for g, m in means.items():
         lines.append(f"- **{g}**: mean final-generation Elo {m:.0f} over {len(finals[g])} run(s)")
-    games = [(r["a"], r["b"], r["score_a"]) for r in rows if not r["truncated"]]
-    players = sorted({p for a, b, _ in games for p in (a, b)})
-    samples = bootstrap_elos(games, players, cfg.elo.anchor, max(cfg.elo.bootstrap, 50), cfg.seed,
-                             cfg.elo.prior_sigma)
-    idx = {p: i for i, p in enumerate(players)}
+    samples = ratings.samples  # (bootstrap, players): the resamples behind the intervals
+    idx = {p: i for i, p in enumerate(ratings.players)}
     diffs = {}
     for ga, gb in itertools.combinations(finals, 2):
         da = samples[:, [idx[p] for p in finals[ga] if p in idx]].mean(axis=1)

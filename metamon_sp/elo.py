@@ -11,7 +11,7 @@ games in a canonical order).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -36,6 +36,8 @@ class Ratings:
     ratings: list[Rating]
     bootstrap: int
     games: int
+    players: list[str] = field(default_factory=list)        # the column order of `samples`
+    samples: np.ndarray | None = field(default=None, repr=False)  # (bootstrap, players) Elo
 
     def by_player(self) -> dict[str, Rating]:
         return {r.player: r for r in self.ratings}
@@ -82,26 +84,26 @@ def fit_strengths(W: np.ndarray, prior_sigma: float = 3.0, iters: int = 100) -> 
     return theta
 
 
+def _elos(games: Sequence[tuple[str, str, float]], players: Sequence[str], anchor_idx: int | None,
+          anchor_elo: float, prior_sigma: float) -> np.ndarray:
+    theta = fit_strengths(score_matrix(players, games), prior_sigma)
+    ref = theta[anchor_idx] if anchor_idx is not None else theta.mean()
+    return anchor_elo + ELO_PER_NAT * (theta - ref)
+
+
 def rate(games: Sequence[tuple[str, str, float]], anchor: str = "random", anchor_elo: float = 1000.0,
          bootstrap: int = 200, seed: int = 0, prior_sigma: float = 3.0) -> Ratings:
-    """Elo-scale ratings with bootstrap 95% intervals from (a, b, score of a) games."""
+    """Elo-scale ratings with bootstrap 95% intervals from (a, b, score of a) games.
+    `Ratings.samples` keeps the (bootstrap, player) resamples for statements about differences."""
     canonical = sorted((str(a), str(b), float(s)) for a, b, s in games)
     if not canonical:
         raise ValueError("no games to rate")
     players = sorted({p for a, b, _ in canonical for p in (a, b)})
-    if anchor not in players:
-        anchor_idx = None  # anchor the mean instead, and say so in the table
-    else:
-        anchor_idx = players.index(anchor)
-
-    def elos(sample: Sequence[tuple[str, str, float]]) -> np.ndarray:
-        theta = fit_strengths(score_matrix(players, sample), prior_sigma)
-        ref = theta[anchor_idx] if anchor_idx is not None else theta.mean()
-        return anchor_elo + ELO_PER_NAT * (theta - ref)
-
-    point = elos(canonical)
+    anchor_idx = players.index(anchor) if anchor in players else None  # else: the mean
+    point = _elos(canonical, players, anchor_idx, anchor_elo, prior_sigma)
     rng = np.random.default_rng(seed)
-    boots = np.array([elos([canonical[i] for i in rng.integers(0, len(canonical), len(canonical))])
+    boots = np.array([_elos([canonical[i] for i in rng.integers(0, len(canonical), len(canonical))],
+                            players, anchor_idx, anchor_elo, prior_sigma)
                       for _ in range(bootstrap)]) if bootstrap else point[None]
     lo, hi = np.percentile(boots, [2.5, 97.5], axis=0)
     counts = {p: 0 for p in players}
@@ -115,23 +117,9 @@ def rate(games: Sequence[tuple[str, str, float]], anchor: str = "random", anchor
                     counts[p], round(scores[p] / counts[p], 4)) for i, p in enumerate(players)]
     table.sort(key=lambda r: -r.elo)
     return Ratings(anchor if anchor_idx is not None else "mean", anchor_elo, table, bootstrap,
-                   len(canonical))
+                   len(canonical), players=players, samples=boots)
 
 
 def rate_rows(rows: Iterable[dict[str, Any]], **kw: Any) -> Ratings:
     """Ratings from results-table rows (truncated games left out)."""
     return rate([(r["a"], r["b"], r["score_a"]) for r in rows if not r["truncated"]], **kw)
-
-
-def bootstrap_elos(games: Sequence[tuple[str, str, float]], players: Sequence[str], anchor: str,
-                   bootstrap: int, seed: int = 0, prior_sigma: float = 3.0) -> np.ndarray:
-    """(bootstrap, players) Elo samples, for statements about differences between players."""
-    canonical = sorted((str(a), str(b), float(s)) for a, b, s in games)
-    idx = list(players).index(anchor) if anchor in players else None
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(bootstrap):
-        sample = [canonical[i] for i in rng.integers(0, len(canonical), len(canonical))]
-        theta = fit_strengths(score_matrix(players, sample), prior_sigma)
-        out.append(ELO_PER_NAT * (theta - (theta[idx] if idx is not None else theta.mean())))
-    return np.array(out)
