@@ -9,6 +9,7 @@ scratch. Its checkpoint seeds the first self-play generation.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from metamon_sp import atomic
 from metamon_sp.collect import collect, split_battles
 from metamon_sp.config import Config, DampingConfig
 from metamon_sp.filter import filter_datasets
+from metamon_sp.showdown import ShowdownServer
 from metamon_sp.train import train
 
 log = logging.getLogger(__name__)
@@ -27,13 +29,18 @@ def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True) -> P
     out_dir = Path(out_dir)
     bc = cfg.bootstrap
     datasets, summaries = [], {}
-    for (p1, p2), n in zip((m.split(":") for m in bc.matchups),
-                           split_battles(bc.battles, len(bc.matchups))):
-        mcfg = replace(cfg, collect=replace(cfg.collect, p1=p1, p2=p2, battles=n))
-        data = out_dir / "data" / f"{p1}-vs-{p2}"
-        log.info("bootstrap: %d battles of %s vs %s", n, p1, p2)
-        summaries[f"{p1}-vs-{p2}"] = collect(mcfg, data, generation=0, show_progress=show_progress)
-        datasets.append(data)
+    # One server for every matchup, unless collection fans out over instances of its own.
+    shared = ShowdownServer(out_dir / "logs" / "showdown.log") \
+        if cfg.collect.parallel_instances == 1 else None
+    with shared or nullcontext() as server:
+        for (p1, p2), n in zip((m.split(":") for m in bc.matchups),
+                               split_battles(bc.battles, len(bc.matchups))):
+            mcfg = replace(cfg, collect=replace(cfg.collect, p1=p1, p2=p2, battles=n))
+            data = out_dir / "data" / f"{p1}-vs-{p2}"
+            log.info("bootstrap: %d battles of %s vs %s", n, p1, p2)
+            summaries[f"{p1}-vs-{p2}"] = collect(mcfg, data, generation=0, server=server,
+                                                 show_progress=show_progress)
+            datasets.append(data)
     filtered = out_dir / "filtered"
     if not (filtered / "manifest.json").exists():
         filter_datasets(cfg, datasets, filtered)
