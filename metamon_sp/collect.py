@@ -10,6 +10,7 @@ re-run into the same folder resumes the same way.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import secrets
@@ -213,8 +214,6 @@ def split_battles(total: int, parts: int) -> list[int]:
 def _check_out_dir(out_dir: Path, cfg: Config) -> None:
     manifest = out_dir / MANIFEST
     if manifest.exists():
-        import json
-
         meta = json.loads(manifest.read_text()).get("meta", {})
         if meta.get("config_hash") not in (None, cfg.hash()):
             raise CollectError(f"out={out_dir} already holds a dataset collected with another config "

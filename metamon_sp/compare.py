@@ -18,7 +18,7 @@ from metamon_sp import atomic
 from metamon_sp.config import RUN_KEYS, Config
 from metamon_sp.elo import Ratings, rate_rows
 from metamon_sp.pipeline import Run
-from metamon_sp.results import label, read_games
+from metamon_sp.results import label
 from metamon_sp.tournament import round_robin
 
 _IGNORED = set(RUN_KEYS) | {"seed", "config_hash"}

@@ -47,7 +47,7 @@ class Ratings:
                 "games": self.games, "ratings": [asdict(r) for r in self.ratings]}
 
     def markdown(self) -> str:
-        lines = [f"| player | Elo | 95% interval | games | score |", "|---|---|---|---|---|"]
+        lines = ["| player | Elo | 95% interval | games | score |", "|---|---|---|---|---|"]
         for r in self.ratings:
             lines.append(f"| {r.player} | {r.elo:.0f} | [{r.ci_low:.0f}, {r.ci_high:.0f}] | "
                          f"{r.games} | {r.score:.3f} |")

@@ -123,9 +123,10 @@ def _slot_legal(slot: dict[str, Any]) -> bool:
     return not slot.get("disabled", False) and slot.get("pp", 1) != 0
 
 
-def action_mask(battle: Battle) -> np.ndarray:
+def action_mask(battle: Battle, slots: list[dict[str, Any]] | None = None) -> np.ndarray:
+    """Legal actions; `slots` are the request's move slots when the caller has them already."""
     mask = np.zeros(N_ACTIONS, dtype=bool)
-    for i, slot in enumerate(request_moves(battle)):
+    for i, slot in enumerate(request_moves(battle) if slots is None else slots):
         mask[i] = _slot_legal(slot)
     if battle.available_switches:
         switchable = {id(m) for m in battle.available_switches}
@@ -325,6 +326,6 @@ def featurize(battle: Battle) -> Observation:
     return Observation(
         num=np.asarray(num, dtype=np.float32),
         cat=np.asarray(cat, dtype=np.int16),
-        mask=action_mask(battle),
+        mask=action_mask(battle, slots),
         facts=np.asarray(_facts(battle), dtype=np.float32),
     )

@@ -143,10 +143,6 @@ def total_steps(tc: TrainConfig, data: OfflineData, context: int) -> int:
     return tc.steps
 
 
-def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    return rng.bit_generator.state
-
-
 def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
           init: Path | str | None = None, generation: int = 0,
           on_progress: Callable[[int, int], None] | None = None) -> Path:
@@ -264,7 +260,7 @@ def _train_state(opt: torch.optim.Optimizer, controller: DampingController,
                  rng: np.random.Generator, step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors, scalars = optimizer_state(opt)
     tensors["rng.torch"] = torch.get_rng_state()
-    scalars.update(step=step, numpy_rng=_rng_state(rng), damping=asdict(controller.state))
+    scalars.update(step=step, numpy_rng=rng.bit_generator.state, damping=asdict(controller.state))
     return tensors, scalars
 
 

@@ -95,18 +95,3 @@ class OfflineData:
             dones=torch.from_numpy(np.where(valid, self.dones[idx], 0.0).astype(np.float32)),
             valid=torch.from_numpy(valid),
         )
-
-
-def batch_from_trajectory(t, context: int) -> Batch:
-    """One trajectory's last `context` decisions as a batch of one (for tests and probes)."""
-    sl = slice(max(0, t.steps - context), t.steps)
-    n = sl.stop - sl.start
-    return Batch(
-        num=torch.from_numpy(t.obs_num[sl]).unsqueeze(0),
-        cat=torch.from_numpy(t.obs_cat[sl].astype(np.int64)).unsqueeze(0),
-        mask=torch.from_numpy(t.masks[sl]).unsqueeze(0),
-        actions=torch.from_numpy(t.actions[sl].astype(np.int64)).unsqueeze(0),
-        rewards=torch.zeros(1, n), dones=torch.zeros(1, n),
-        valid=torch.ones(1, n, dtype=torch.bool),
-    )
-
