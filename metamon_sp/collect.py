@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 from poke_env.concurrency import POKE_LOOP
 from poke_env.teambuilder import Teambuilder
+from websockets.exceptions import ConnectionClosed
 
 from metamon_sp import atomic
 from metamon_sp.config import Config
@@ -44,7 +45,7 @@ class CollectError(RuntimeError):
 
 
 class ServerDied(RuntimeError):
-    pass
+    """The server, or a player's connection to it, is gone: restart it and resume."""
 
 
 class BattleBook:
@@ -128,7 +129,10 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
                     p2.mark_truncated(battle_tag)
                     asyncio.run_coroutine_threadsafe(
                         p1.ps_client.send_message("/forfeit", battle_tag), POKE_LOOP)
-        games.result()
+        try:
+            games.result()
+        except ConnectionClosed as e:  # a player lost its socket: recover as from a dead server
+            raise ServerDied(f"a player's connection to the server closed ({e})") from e
     finally:
         flush(book.pop_ready())  # complete battles are kept, whatever happened
         if not games.done():
