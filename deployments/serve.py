@@ -1,15 +1,19 @@
 """Serve the `selfplay/gen1` deployment, optionally with a local Prefect server first.
 
-    python -m deployments.serve            # serve against $PREFECT_API_URL
+    python -m deployments.serve            # serve against $PREFECT_API_URL (or the active profile)
     python -m deployments.serve --local    # start a Prefect server on 127.0.0.1 too (make serve)
 
-then, from another shell:
+With --local, the Prefect profile `metamon-sp` (PREFECT_API_URL of this server) is written and
+made active while it runs, so from any other shell:
 
     prefect deployment run selfplay/gen1 --param generations=5
-    prefect deployment run selfplay/gen1 --param generations=2 --param 'overrides=["scale=smoke"]'
+    prefect deployment run selfplay/gen1 --param generations=1 --param scale=smoke --watch
 
-The UI is at the server's address (http://127.0.0.1:4200 by default): flow runs, each
-generation's subflow, tasks with their retries and logs, and the per-generation artifacts.
+On exit the profile that was active before is active again. The UI is at the server's address
+(http://127.0.0.1:4200 by default): flow runs, each generation's subflow, tasks with their
+retries and logs, the per-generation artifacts, and a run form with the typed parameters. The
+deployment runs at most `--max-runs` flow runs at once (default 1: a run needs the whole machine);
+more wait in the queue.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 DEPLOYMENT = "gen1"
+PROFILE = "metamon-sp"
 
 
 def start_local_server(port: int, home: Path) -> subprocess.Popen:
@@ -58,7 +63,34 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def serve() -> None:
+def activate_profile(url: str) -> str | None:
+    """Write the `metamon-sp` profile (PREFECT_API_URL=url) and make it active, so `prefect`
+    in any other shell talks to this server; return the profile that was active before."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.settings.profiles import load_profiles, save_profiles
+
+    profiles = load_profiles()
+    previous = profiles.active_name
+    profiles.update_profile(PROFILE, {PREFECT_API_URL: url})
+    profiles.set_active(PROFILE)
+    save_profiles(profiles)
+    return previous
+
+
+def restore_profile(previous: str | None) -> None:
+    """Make `previous` active again, unless the user has switched profiles meanwhile."""
+    from prefect.settings.profiles import load_profiles, save_profiles
+
+    profiles = load_profiles()
+    if profiles.active_name == PROFILE and previous and previous != PROFILE \
+            and previous in profiles.names:
+        profiles.set_active(previous)
+        save_profiles(profiles)
+
+
+def serve(runs_dir: Path, max_runs: int) -> None:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
     from flows.selfplay import selfplay
 
     selfplay.serve(
@@ -66,7 +98,9 @@ def serve() -> None:
         description="Iterative self-play for Gen 1 OU: generation 0, then collect → filter → "
                     "train → evaluate → elo per generation.",
         tags=["gen1ou", "selfplay"],
-        parameters={"generations": 5, "overrides": []},
+        parameters={"generations": 5, "runs_dir": str(runs_dir.resolve())},
+        global_limit=ConcurrencyLimitConfig(limit=max_runs,
+                                            collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
     )
 
 
@@ -76,16 +110,25 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=4200)
     ap.add_argument("--home", type=Path, default=Path("runs/.prefect"),
                     help="PREFECT_HOME of the local server (its database and logs)")
+    ap.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                    help="where the deployment's runs write their folders (the runs_dir default)")
+    ap.add_argument("--max-runs", type=int, default=1, help="flow runs at once; more wait")
     args = ap.parse_args()
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # pick up runs within a second
-    server = None
+    server, previous = None, None
     if args.local:
         server = start_local_server(args.port, args.home.resolve())
-        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{args.port}/api"
-        print(f"Prefect UI: http://127.0.0.1:{args.port}", flush=True)
+        url = f"http://127.0.0.1:{args.port}/api"
+        os.environ["PREFECT_API_URL"] = url
+        previous = activate_profile(url)
+        print(f"Prefect UI: http://127.0.0.1:{args.port}\n"
+              f"Prefect profile '{PROFILE}' is active (PREFECT_API_URL={url}): `prefect` commands "
+              f"in any shell use this server until this process stops.", flush=True)
     try:
-        serve()
+        serve(args.runs_dir, args.max_runs)
     finally:
+        if args.local:
+            restore_profile(previous)
         if server is not None:
             stop(server)
 

@@ -1,43 +1,53 @@
 """The self-play flow: generation 0, then per generation collect → filter → train → evaluate → elo.
 
-    prefect deployment run selfplay/gen1 --param generations=5      (a served deployment)
+    prefect deployment run selfplay/gen1 --param generations=5 --param scale=smoke (served)
     python -m flows.selfplay generations=2 scale=smoke run_name=bar runs_dir=DIR
     python -m flows.selfplay -m damping.kl_coef_init=0.01,0.05 damping.ent_power_alpha=0.5,0.7
 
 Each generation is a subflow named `gen-NNN`; its collection shards fan out through the task
 runner chosen by `runner=` (threads, processes, dask). Generation k's checkpoint seeds k+1 and
-is its damping reference.
+is its damping reference. Task results are kept in the run folder (tasks.common.RESULTS) and are
+trusted only while the stage's files exist; the run folder is locked while the flow writes it.
 """
 
 # No `from __future__ import annotations`: a served deployment loads this module under another
 # name, and Prefect validates flow parameters from the annotations, so they must be real objects.
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
-from metamon_sp.config import Config, load_config
-from metamon_sp.pipeline import open_run
-from tasks.common import run_slug
-from tasks.stages import (collect_shard, elo_stage, evaluate_stage, filter_stage, finish_collect,
-                          generation_zero, prepare_collect, report_stage, train_stage)
+from metamon_sp.config import Config, config_choices, load_config
+from metamon_sp.pipeline import Run, final_result, open_run
+from metamon_sp.runlock import run_lock
+from tasks.common import HOUR, run_slug
+from tasks.stages import for_run
+
+# The UI's run form offers these as choices; they are the option files under conf/.
+Scale = Literal[config_choices("scale")]
+Experiment = Literal[config_choices("experiment")]
+Reward = Literal[config_choices("reward")]
+Damping = Literal[config_choices("damping")]
+Model = Literal[config_choices("model")]
 
 
 def task_runner(cfg: Config):
     """Where collection shards run: local threads or processes, or a Dask cluster."""
     n = cfg.collect.parallel_instances
-    if cfg.runner == "dask":
+    if cfg.resolved_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
         if cfg.dask_address:
             return DaskTaskRunner(address=cfg.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": n, "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": None})
-    if cfg.runner == "processes":
+    if cfg.resolved_runner == "processes":
         return ProcessPoolTaskRunner(max_workers=n)
     return ThreadPoolTaskRunner(max_workers=n)
 
@@ -65,28 +75,32 @@ def _publish(run_dir: str, k: int, evaluation: dict[str, Any], ratings: dict[str
 
 
 @flow(name="generation-0", flow_run_name="gen-000")
-def generation_zero_flow(cfg: Config, run_dir: str, init_checkpoint: str | None = None) -> dict:
-    ckpt = generation_zero(cfg, run_dir, init_checkpoint)
-    evaluation = evaluate_stage(cfg, run_dir, 0)
-    ratings = elo_stage(cfg, run_dir, 0)
-    _publish(run_dir, 0, evaluation, ratings, report_stage(run_dir))
+def generation_zero_flow(cfg: Config, run_dir: str, init_checkpoint: Optional[str] = None) -> dict:
+    t = for_run(run_dir)
+    ckpt = t.generation_zero(cfg, run_dir, init_checkpoint)
+    evaluation = t.evaluate(cfg, run_dir, 0)
+    ratings = t.elo(cfg, run_dir, 0)
+    _publish(run_dir, 0, evaluation, ratings, t.report(run_dir))
     return {"checkpoint": ckpt, "evaluation": evaluation}
 
 
 @flow(name="generation", flow_run_name=_generation_name)
 def generation_flow(cfg: Config, run_dir: str, k: int) -> dict:
     log = get_run_logger()
-    prepare_collect(cfg, run_dir, k)
+    t = for_run(run_dir)
+    t.prepare_collect(cfg, run_dir, k)
+    shard = t.collect_shard
+    if cfg.resolved_runner != "threads":  # a timeout cannot interrupt a worker thread
+        shard = shard.with_options(timeout_seconds=6 * HOUR)
     t0 = time.monotonic()
-    shards = [collect_shard.submit(cfg, run_dir, k, i)
-              for i in range(cfg.collect.parallel_instances)]
-    collected = finish_collect(cfg, run_dir, k, [s.result() for s in shards],
-                               time.monotonic() - t0)
-    filter_stage(cfg, run_dir, k)
-    trained = train_stage(cfg, run_dir, k)
-    evaluation = evaluate_stage(cfg, run_dir, k)
-    ratings = elo_stage(cfg, run_dir, k)
-    report = report_stage(run_dir)
+    shards = [shard.submit(cfg, run_dir, k, i) for i in range(cfg.collect.parallel_instances)]
+    collected = t.finish_collect(cfg, run_dir, k, [s.result() for s in shards],
+                                 time.monotonic() - t0)
+    t.filter(cfg, run_dir, k)
+    trained = t.train(cfg, run_dir, k)
+    evaluation = t.evaluate(cfg, run_dir, k)
+    ratings = t.elo(cfg, run_dir, k)
+    report = t.report(run_dir)
     _publish(run_dir, k, evaluation, ratings, report)
     log.info("generation %d done: checkpoint %s, report %s", k, trained["checkpoint"], report)
     return {"collect": collected, "checkpoint": trained["checkpoint"], "report": report}
@@ -97,50 +111,129 @@ def _selfplay_name() -> str:
     return f"{p.get('run_name') or 'selfplay'}-{p.get('generations')}-generations"
 
 
+def compose_overrides(generations: int, overrides: Optional[list[str]] = None,
+                      **choices: Any) -> list[str]:
+    """Hydra overrides from the typed parameters (those set) and the free-form list (last)."""
+    typed = [f"{key}={value}" for key, value in choices.items() if value is not None]
+    return typed + list(overrides or []) + [f"generations={generations}"]
+
+
 @flow(name="selfplay", flow_run_name=_selfplay_name)
-def selfplay(generations: int = 5, overrides: list[str] | None = None,
-             run_name: str | None = None, init_checkpoint: str | None = None) -> dict:
-    """Run `generations` self-play generations of the config composed from `overrides`."""
-    extra = [f"generations={generations}"] + ([f"run_name={run_name}"] if run_name else [])
-    cfg = load_config(list(overrides or []) + extra)
+def selfplay(generations: int = 5,
+             scale: Scale = "laptop",
+             experiment: Optional[Experiment] = None,
+             reward: Optional[Reward] = None,
+             damping: Optional[Damping] = None,
+             model: Optional[Model] = None,
+             seed: int = 0,
+             run_name: Optional[str] = None,
+             runs_dir: Optional[str] = None,
+             overrides: Optional[list[str]] = None,
+             init_checkpoint: Optional[str] = None) -> dict:
+    """Generation 0, then `generations` self-play generations of the composed config.
+
+    Args:
+        generations: Self-play generations after generation 0.
+        scale: smoke (a generation in about a minute), laptop (a small real CPU run), gpu
+            (the seed scale: 50k battles per generation, the large model on a GPU).
+        experiment: A whole study arm (baseline: no damping, damped: dynamic damping).
+        reward: The reward the learner is trained with (empty: the config's, default_shaped).
+        damping: none (the control) or dynamic (empty: the config's or the experiment's).
+        model: The policy network's size (empty: the scale's).
+        seed: Seeds team sampling, the baselines and the learner.
+        run_name: The run folder's name before its config hash (empty: selfplay or the
+            experiment's).
+        runs_dir: Where run folders live (empty: the config's, `runs`).
+        overrides: Any other Hydra overrides, e.g. ["collect.battles=400", "train.steps=3000"];
+            they are applied after the choices above.
+        init_checkpoint: Adopt this checkpoint as generation 0 instead of bootstrapping one.
+    """
+    cfg = load_config(compose_overrides(
+        generations, overrides, scale=scale, experiment=experiment, reward=reward,
+        damping=damping, model=model, seed=seed, run_name=run_name, runs_dir=runs_dir))
+    cfg = replace(cfg, train=replace(cfg.train, progress=False))  # no tqdm bars in a flow run
     run = open_run(cfg)
     run_dir = str(run.dir.resolve())
     log = get_run_logger()
-    log.info("run folder %s (config hash %s)", run_dir, cfg.hash())
+    log.info("run folder %s (config hash %s, eval hash %s)", run_dir, cfg.hash(),
+             cfg.eval_hash())
     timings = {}
-    t0 = time.monotonic()
-    generation_zero_flow(cfg, run_dir, init_checkpoint)
-    timings[0] = time.monotonic() - t0
-    for k in range(1, cfg.generations + 1):
+    with run_lock(run_dir, owner=f"flow run {flow_run.id}"):
         t0 = time.monotonic()
-        generation_flow.with_options(task_runner=task_runner(cfg))(cfg, run_dir, k)
-        timings[k] = time.monotonic() - t0
+        generation_zero_flow(cfg, run_dir, init_checkpoint)
+        timings[0] = time.monotonic() - t0
+        for k in range(1, cfg.generations + 1):
+            t0 = time.monotonic()
+            generation_flow.with_options(task_runner=task_runner(cfg))(cfg, run_dir, k)
+            timings[k] = time.monotonic() - t0
     ratings = (Path(run_dir) / "ratings.md").read_text()
     report = str(Path(run_dir) / "report" / "report.md")
+    final = final_result(Run(Path(run_dir)))
     create_markdown_artifact(f"# {run.dir.name}\n\n{ratings}\n\nReport: `{report}`\n",
                              key=f"{run_slug(run_dir)}-summary", description="final ratings")
-    return {"run_dir": run_dir, "report": report, "generation_seconds": timings}
+    return {"run_dir": run_dir, "report": report, "generation_seconds": timings, "final": final}
 
 
 def main() -> None:
-    """Hydra entry point: `python -m flows.selfplay key=value ...` (and `-m` for sweeps)."""
+    """Hydra entry point: `python -m flows.selfplay key=value ...` (and `-m` for sweeps).
+
+    Returns the final generation's Elo to Hydra, so a sweeper (e.g. Optuna) can optimise it;
+    each job of a multirun adds its row to the sweep's table (metamon_sp.sweep)."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import DictConfig
 
+    from flows.prefect_api import PrefectAPIError, check_api, configured_api_url, sweep_api
     from metamon_sp.config import CONF_DIR, register_configs
+    from metamon_sp.sweep import record_job
 
     register_configs()
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-    def _run(cfg: DictConfig) -> None:
-        overrides = [o for o in HydraConfig.get().overrides.task
-                     if not o.startswith(("generations=", "hydra"))]
-        result = selfplay(generations=int(cfg.generations), overrides=overrides)
+    def _run(cfg: DictConfig) -> float:
+        hc = HydraConfig.get()
+        task_overrides = list(hc.overrides.task)
+        overrides = [o for o in task_overrides if not o.startswith(("generations=", "hydra"))]
+        t0, result, status = time.monotonic(), None, "failed"
+        try:
+            result = selfplay(generations=int(cfg.generations), overrides=overrides)
+            status = "completed"
+        finally:
+            if hc.mode == RunMode.MULTIRUN:
+                table = record_job(hc.sweep.dir, hc.job.num, task_overrides,
+                                   result["run_dir"] if result else _run_dir_of(overrides),
+                                   time.monotonic() - t0, status)
+                print(f"sweep table: {Path(hc.sweep.dir) / 'sweep.csv'} ({len(table)} runs)")
         print((Path(result["run_dir"]) / "ratings.md").read_text())
+        final = result["final"]
+        print(f"final: gen {final['generation']} Elo {final['elo']:.0f} "
+              f"[{final['elo_ci_low']:.0f}, {final['elo_ci_high']:.0f}]")
         print(f"run: {result['run_dir']}\nreport: {result['report']}")
+        return float(final["elo"])
 
-    _run()
+    try:
+        if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+            with sweep_api():
+                _run()
+        else:
+            if configured_api_url():
+                check_api(configured_api_url())
+            _run()
+    except PrefectAPIError as e:
+        sys.exit(f"python -m flows.selfplay: {e}")
+
+
+def _run_dir_of(overrides: list[str]) -> Optional[str]:
+    """The run folder a failed job was writing, if its config composes."""
+    try:
+        cfg = load_config(overrides)
+    except Exception:
+        return None
+    from metamon_sp.pipeline import run_dir_for
+
+    path = run_dir_for(cfg)
+    return str(path) if path.exists() else None
 
 
 if __name__ == "__main__":

@@ -12,23 +12,29 @@ import logging
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from metamon_sp import atomic
 from metamon_sp.collect import collect, split_battles
 from metamon_sp.config import Config, DampingConfig
 from metamon_sp.filter import filter_datasets
 from metamon_sp.showdown import ShowdownServer
+from metamon_sp.tracking import RunInfo
 from metamon_sp.train import train
 
 log = logging.getLogger(__name__)
 
 
-def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True) -> Path:
-    """Collect heuristic battles, filter them, train generation 0; returns its checkpoint."""
+def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True,
+              on_battles: Callable[[int, int], None] | None = None,
+              on_steps: Callable[[int, int], None] | None = None,
+              run: RunInfo | None = None) -> Path:
+    """Collect heuristic battles, filter them, train generation 0; returns its checkpoint.
+    `on_battles(done, total)` and `on_steps(step, steps)` report progress."""
     out_dir = Path(out_dir)
     bc = cfg.bootstrap
     datasets, summaries = [], {}
+    done_before = 0
     # One server for every matchup, unless collection fans out over instances of its own.
     shared = ShowdownServer(out_dir / "logs" / "showdown.log") \
         if cfg.collect.parallel_instances == 1 else None
@@ -38,8 +44,12 @@ def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True) -> P
             mcfg = replace(cfg, collect=replace(cfg.collect, p1=p1, p2=p2, battles=n))
             data = out_dir / "data" / f"{p1}-vs-{p2}"
             log.info("bootstrap: %d battles of %s vs %s", n, p1, p2)
-            summaries[f"{p1}-vs-{p2}"] = collect(mcfg, data, generation=0, server=server,
-                                                 show_progress=show_progress)
+            base = done_before
+            summaries[f"{p1}-vs-{p2}"] = collect(
+                mcfg, data, generation=0, server=server, show_progress=show_progress,
+                on_progress=(lambda done, _n, base=base: on_battles(base + done, bc.battles))
+                if on_battles else None)
+            done_before += n
             datasets.append(data)
     filtered = out_dir / "filtered"
     if not (filtered / "manifest.json").exists():
@@ -47,7 +57,7 @@ def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True) -> P
     # Damping holds a policy near where its training started: from scratch there is nothing to
     # hold on to, and both arms of a damping study must share the same generation 0.
     ckpt = train(replace(cfg, damping=DampingConfig()), [filtered], out_dir / "train", init=None,
-                 generation=0)
+                 generation=0, on_progress=on_steps, run=run)
     summary: dict[str, Any] = {"checkpoint": str(ckpt), "collect": summaries}
     atomic.write_json(out_dir / "bootstrap_summary.json", summary)
     return ckpt

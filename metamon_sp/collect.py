@@ -32,7 +32,8 @@ from metamon_sp import atomic
 from metamon_sp.config import Config
 from metamon_sp.players import build_player, check_player_spec
 from metamon_sp.showdown import ShowdownServer
-from metamon_sp.teams import TeamSampler, load_team_set, team_index, validate_team_set
+from metamon_sp.teams import (TeamSampler, TeamSequence, load_team_set, team_index,
+                              validate_team_set)
 from metamon_sp.trajectories import MANIFEST, ShardWriter, Trajectory, write_manifest
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,12 @@ SUMMARY = "collect_summary.json"
 
 class CollectError(RuntimeError):
     pass
+
+
+def dataset_hash(cfg: Config) -> str:
+    """What makes two collections the same kind of data: the config without the battle target,
+    so asking for more battles extends a dataset instead of refusing it."""
+    return cfg.hash(ignore=("collect.battles",))
 
 
 class ServerDied(RuntimeError):
@@ -142,7 +149,7 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
 
 def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int,
                  generation: int = 0, progress: Callable[[int], None] | None = None,
-                 teams_for: tuple[Teambuilder, Teambuilder] | None = None,
+                 teams_for: tuple[TeamSequence, TeamSequence] | None = None,
                  server: ShowdownServer | None = None) -> InstanceResult:
     """Play this instance's share of battles into `out_dir` with its own server.
 
@@ -156,7 +163,7 @@ def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int
     p1_id, p2_id = _player_ids(cfg)
     writer = ShardWriter(out_dir, prefix=f"i{instance:02d}", extra_meta={
         "instance": instance, "p1": p1_id, "p2": p2_id, "format": cfg.format,
-        "team_set": cfg.team_set, "generation": generation, "config_hash": cfg.hash()})
+        "team_set": cfg.team_set, "generation": generation, "config_hash": dataset_hash(cfg)})
     written = writer.existing_summary()["battles"]
     if written >= n_battles:
         return InstanceResult(instance, 0, 0.0, 0, None)
@@ -164,6 +171,8 @@ def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int
     random.seed(seed)  # poke-env's baselines draw from the global RNG
     np.random.seed(seed % 2**32)
     samplers = list(teams_for or (TeamSampler(teams, seed * 2), TeamSampler(teams, seed * 2 + 1)))
+    for sampler in teams_for or ():
+        sampler.skip(written)  # fixed sequences go on where the battles already written stop
     played = 0
 
     session = ""  # battle ids restart per server (and parallel servers share a counter)
@@ -219,9 +228,9 @@ def _check_out_dir(out_dir: Path, cfg: Config) -> None:
     manifest = out_dir / MANIFEST
     if manifest.exists():
         meta = json.loads(manifest.read_text()).get("meta", {})
-        if meta.get("config_hash") not in (None, cfg.hash()):
+        if meta.get("config_hash") not in (None, dataset_hash(cfg)):
             raise CollectError(f"out={out_dir} already holds a dataset collected with another config "
-                               f"(hash {meta.get('config_hash')}, now {cfg.hash()}); choose an "
+                               f"(hash {meta.get('config_hash')}, now {dataset_hash(cfg)}); choose an "
                                f"empty folder so nothing already written is mixed or lost.")
 
 
@@ -243,7 +252,7 @@ def finish_collection(cfg: Config, out_dir: Path | str, results: list[InstanceRe
     p1_id, p2_id = _player_ids(cfg)
     manifest = write_manifest(out_dir, meta={
         "p1": p1_id, "p2": p2_id, "format": cfg.format, "team_set": cfg.team_set,
-        "record": cfg.collect.record, "generation": generation, "config_hash": cfg.hash()})
+        "record": cfg.collect.record, "generation": generation, "config_hash": dataset_hash(cfg)})
     played = sum(r.battles_played for r in results)
     play_seconds = max((r.play_seconds for r in results), default=0.0)
     summary = {
@@ -267,7 +276,7 @@ def finish_collection(cfg: Config, out_dir: Path | str, results: list[InstanceRe
 
 
 def collect(cfg: Config, out_dir: Path | str, generation: int = 0, show_progress: bool = True,
-            teams_for: tuple[Teambuilder, Teambuilder] | None = None,
+            teams_for: tuple[TeamSequence, TeamSequence] | None = None,
             server: ShowdownServer | None = None,
             on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Play and record `cfg.collect.battles` battles into `out_dir`; return the summary.

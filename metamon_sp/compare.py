@@ -15,13 +15,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from metamon_sp import atomic
-from metamon_sp.config import RUN_KEYS, Config
+from metamon_sp.config import EVAL_KEYS, RUN_KEYS, SPEED_KEYS, Config
 from metamon_sp.elo import Ratings, rate_rows
 from metamon_sp.pipeline import Run
 from metamon_sp.results import label
 from metamon_sp.tournament import round_robin
 
-_IGNORED = set(RUN_KEYS) | {"seed", "config_hash"}
+_IGNORED = set(RUN_KEYS) | set(EVAL_KEYS) | set(SPEED_KEYS) | {"seed", "config_hash", "eval_hash"}
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -37,7 +37,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     """Runs whose configs differ only by seed share a group, named by what sets it apart."""
     flat = {r.dir: {k: v for k, v in _flatten(r.config).items()
-                    if k.split(".")[0] not in _IGNORED} for r in runs}
+                    if k.split(".")[0] not in _IGNORED and k not in _IGNORED} for r in runs}
     differing = sorted({k for a, b in itertools.combinations(flat.values(), 2) for k in a
                         if a.get(k) != b.get(k)})
     named = [k for k in differing if k.endswith(".name")]  # e.g. damping.name: none vs dynamic

@@ -21,7 +21,12 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 RECORD_CHOICES = ("both", "p1", "p2")
 RUN_KEYS = ("generations", "run_name", "runs_dir", "logger", "wandb_mode", "runner",
             "dask_address")
-RUNNERS = ("threads", "processes", "dask")
+EVAL_KEYS = ("eval", "elo")
+"""Only change how a run is measured: a change re-evaluates in place, never retrains."""
+SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "train.progress",
+              "train.threads", "train.checkpoint_every", "policy.threads")
+"""Only change how fast, how often or how visibly the same results are made."""
+RUNNERS = ("auto", "threads", "processes", "dask")
 
 
 class ConfigError(ValueError):
@@ -321,9 +326,10 @@ class Config:
     """A run lives in runs_dir/<run_name>-<config hash>/."""
     mix_previous_generations: int = 0
     """Train generation k on its own filtered data plus that of this many earlier generations."""
-    runner: str = "threads"
+    runner: str = "auto"
     """Where a flow runs collection shards: threads, processes, or dask (a LocalCluster, or the
-    scheduler at `dask_address`)."""
+    scheduler at `dask_address`); auto: processes when `collect.parallel_instances` > 1 (threads
+    would share one event loop and one global RNG), else threads."""
     dask_address: str = ""
     logger: str = "jsonl"
     """Metrics sink: jsonl (always written) or wandb (a mirror of it, offline by default)."""
@@ -345,17 +351,62 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def hash(self) -> str:
-        """A short, stable hash of every value that changes results (not the run's name, folder
-        or length): runs keyed by it are never confused, and a longer run extends a shorter."""
-        values = {k: v for k, v in self.to_dict().items() if k not in RUN_KEYS}
-        blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+    def hash(self, ignore: Sequence[str] = ()) -> str:
+        """A short, stable hash of every value that changes training data and checkpoints: not
+        the run's name, folder or length, not evaluation (`eval.*`, `elo.*`) and not speed knobs
+        (SPEED_KEYS). Runs keyed by it are never confused, a longer run extends a shorter, and
+        asking for more evaluation games re-evaluates the same run. `ignore` drops more keys."""
+        return _digest(_without(self.to_dict(), (*RUN_KEYS, *EVAL_KEYS, *SPEED_KEYS, *ignore)))
+
+    def eval_hash(self) -> str:
+        """A hash of what only changes evaluation and ratings (`eval.*`, `elo.*`)."""
+        return _digest({k: self.to_dict()[k] for k in EVAL_KEYS})
+
+    @property
+    def resolved_runner(self) -> str:
+        if self.runner != "auto":
+            return self.runner
+        return "processes" if self.collect.parallel_instances > 1 else "threads"
+
+
+def _without(values: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """`values` without the (possibly dotted) `keys`."""
+    out = dict(values)
+    for key in keys:
+        head, _, rest = key.partition(".")
+        if head not in out:
+            continue
+        if rest:
+            out[head] = _without(out[head], [rest])
+        else:
+            del out[head]
+    return out
+
+
+def _digest(values: dict[str, Any]) -> str:
+    blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def config_choices(group: str, conf_dir: Path | str | None = None) -> tuple[str, ...]:
+    """The options of a config group (`scale` → smoke, laptop, gpu): its YAML files' names."""
+    folder = Path(conf_dir or CONF_DIR) / group
+    choices = tuple(sorted(p.stem for p in folder.glob("*.yaml")))
+    if not choices:
+        raise ConfigError(f"{folder} has no options (.yaml files); is the conf/ folder complete?")
+    return choices
+
+
+def _multirun_only(mode: Any, value: str) -> str | None:
+    """`value` in a Hydra multirun, nothing otherwise (`hydra.output_subdir` in conf/)."""
+    return value if str(mode).endswith("MULTIRUN") else None
 
 
 def register_configs() -> None:
     """Put the schema in Hydra's ConfigStore (as `base_config`, which conf/config.yaml extends)."""
     ConfigStore.instance().store(name="base_config", node=Config)
+    if not OmegaConf.has_resolver("multirun_only"):
+        OmegaConf.register_new_resolver("multirun_only", _multirun_only)
 
 
 def _explain(e: BaseException) -> str:

@@ -11,6 +11,9 @@
       gen-NNN/ratings.{json,md}     ratings of everything played so far
       tournament/                   games that fill the round robin's budget
       ratings.{json,md}             the latest ratings
+      metrics.jsonl                 evaluation win rates and Elo per generation (step = k)
+      wandb/                        wandb's offline files (logger=wandb), one place per run
+      .lock                         held by the run writing the folder (see runlock.py)
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from metamon_sp import atomic
 from metamon_sp.bootstrap import bootstrap
 from metamon_sp.checkpoint import read_meta
+from metamon_sp.collect import SUMMARY as COLLECT_SUMMARY
 from metamon_sp.collect import InstanceResult, collect, run_instance, split_battles
 from metamon_sp.config import Config
 from metamon_sp.elo import Ratings, rate_rows
@@ -33,9 +37,11 @@ from metamon_sp.filter import filter_datasets
 from metamon_sp.players import CHECKPOINT_PREFIX
 from metamon_sp.probes import behaviour_probes
 from metamon_sp.results import read_games
+from metamon_sp.runlock import run_lock
 from metamon_sp.tournament import round_robin
+from metamon_sp.tracking import MetricsLogger, RunInfo
 from metamon_sp.train import train
-from metamon_sp.trajectories import Dataset
+from metamon_sp.trajectories import MANIFEST, Dataset
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +72,50 @@ class Run:
     def config(self) -> dict[str, Any]:
         return json.loads((self.dir / "config.json").read_text())
 
+    def info(self, k: int) -> RunInfo:
+        """Generation k's place for trackers: `<run>/gen-NNN`, grouped by the run folder."""
+        return RunInfo(name=f"{self.dir.name}/gen-{k:03d}", group=self.dir.name, dir=self.dir)
+
 
 def run_dir_for(cfg: Config) -> Path:
     return Path(cfg.runs_dir) / f"{cfg.run_name}-{cfg.hash()}"
 
 
 def open_run(cfg: Config) -> Run:
-    """The run folder of this config, created with its resolved config on first use."""
+    """The run folder of this config, with the config it was last run with (its hashed part is
+    the same every time; evaluation settings may change, see `eval_hash`)."""
     run = Run(run_dir_for(cfg))
     run.dir.mkdir(parents=True, exist_ok=True)
-    if not (run.dir / "config.json").exists():
-        atomic.write_json(run.dir / "config.json", {**cfg.to_dict(), "config_hash": cfg.hash()})
+    atomic.write_json(run.dir / "config.json", {**cfg.to_dict(), "config_hash": cfg.hash(),
+                                                "eval_hash": cfg.eval_hash()})
     return run
+
+
+def stage_done(run: Run, stage: str, k: int, instance: int | None = None) -> bool:
+    """Whether what `stage` leaves on disk for generation k is there. A cached record that a
+    stage finished is only as good as these files (an orchestrator must not trust one without)."""
+    g = run.gen(k)
+    if stage == "collect-shard":
+        return any((g / "collect").glob(f"i{instance or 0:02d}-*.parquet"))
+    outputs = {
+        "gen0-checkpoint": [run.checkpoint(0) / "checkpoint.json"],
+        "prepare-collect": [g / "collect"],
+        "finish-collect": [g / "collect" / COLLECT_SUMMARY, g / "collect" / MANIFEST],
+        "filter": [g / "filtered" / MANIFEST, g / "filtered" / "filter_report.json"],
+        "train": [run.checkpoint(k) / "checkpoint.json", g / "train" / "train_summary.json"],
+        "evaluate": [g / "eval" / "summary.json"],
+        "elo": [g / "ratings.json"],
+    }
+    if stage not in outputs:
+        raise ValueError(f"unknown stage {stage!r}")
+    return all(p.exists() for p in outputs[stage])
 
 
 # ------------------------------------------------------------------------------- generation 0
 def generation_zero(cfg: Config, run: Run, init_checkpoint: str | Path | None = None,
-                    show_progress: bool = True) -> Path:
+                    show_progress: bool = True,
+                    on_battles: Callable[[int, int], None] | None = None,
+                    on_steps: Callable[[int, int], None] | None = None) -> Path:
     """Generation 0: adopt `init_checkpoint`, or bootstrap from heuristic battles."""
     if (run.checkpoint(0) / "checkpoint.json").exists():
         return run.checkpoint(0)
@@ -94,7 +127,8 @@ def generation_zero(cfg: Config, run: Run, init_checkpoint: str | Path | None = 
         tmp.rename(run.checkpoint(0))
         atomic.write_json(run.gen(0) / "adopted.json", {"from": str(Path(init_checkpoint).resolve())})
         return run.checkpoint(0)
-    return bootstrap(cfg, run.gen(0), show_progress=show_progress)
+    return bootstrap(cfg, run.gen(0), show_progress=show_progress, on_battles=on_battles,
+                     on_steps=on_steps, run=run.info(0))
 
 
 # ------------------------------------------------------------------------- generation k >= 1
@@ -134,7 +168,8 @@ def train_generation(cfg: Config, run: Run, k: int,
                      on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Fine-tune generation k-1 into generation k; k-1 is also its damping reference."""
     return train(cfg, training_data(cfg, run, k), run.gen(k) / "train",
-                 init=run.checkpoint(k - 1), generation=k, on_progress=on_progress)
+                 init=run.checkpoint(k - 1), generation=k, on_progress=on_progress,
+                 run=run.info(k))
 
 
 # ----------------------------------------------------------------------------- yardsticks
@@ -156,6 +191,9 @@ def evaluate_generation(cfg: Config, run: Run, k: int, show_progress: bool = Tru
     out = run.gen(k) / "eval"
     summary = evaluate(cfg, run.spec(k), opponents_for(cfg, run, k), cfg.eval.battles, out,
                        show_progress=show_progress)
+    # What this evaluation was made with: evaluation settings can change on a finished run.
+    summary.update(eval=asdict(cfg.eval), elo=asdict(cfg.elo), eval_hash=cfg.eval_hash())
+    atomic.write_json(out / "summary.json", summary)
     probes = behaviour_probes(player_trajectories(out))
     atomic.write_json(out / "probes.json", probes)
     return summary
@@ -180,24 +218,70 @@ def rate_generation(cfg: Config, run: Run, k: int) -> Ratings:
                         anchor_elo=cfg.elo.anchor_elo, bootstrap=cfg.elo.bootstrap, seed=cfg.seed,
                         prior_sigma=cfg.elo.prior_sigma)
     for folder in (run.gen(k), run.dir):
-        atomic.write_json(folder / "ratings.json", {"generation": k, **ratings.to_dict()})
+        atomic.write_json(folder / "ratings.json", {"generation": k, "eval_hash": cfg.eval_hash(),
+                                                    **ratings.to_dict()})
         atomic.write_text(folder / "ratings.md", ratings.markdown())
+    log_evaluation(cfg, run, k, ratings)
     return ratings
+
+
+def log_evaluation(cfg: Config, run: Run, k: int, ratings: Ratings) -> None:
+    """Generation k's win rates and the ratings to `metrics.jsonl` (and wandb: job `evaluate`)."""
+    def short(name: str) -> str:  # `<run folder>/gen-003` → `gen-003`
+        return name.removeprefix(f"{run.dir.name}/")
+
+    metrics: dict[str, Any] = {}
+    summary_path = run.gen(k) / "eval" / "summary.json"
+    if summary_path.exists():
+        for name, s in json.loads(summary_path.read_text())["opponents"].items():
+            for key in ("win_rate", "ci_low", "ci_high", "valid_action_rate"):
+                metrics[f"eval/{key}/{short(name)}"] = s[key]
+    for r in ratings.to_dict()["ratings"]:
+        metrics[f"elo/{short(r['player'])}"] = r["elo"]
+        metrics[f"elo_ci_low/{short(r['player'])}"] = r["ci_low"]
+        metrics[f"elo_ci_high/{short(r['player'])}"] = r["ci_high"]
+    with MetricsLogger(run.dir / "metrics.jsonl", cfg.logger, run=run.info(k),
+                       job_type="evaluate", wandb_mode=cfg.wandb_mode,
+                       config={**cfg.to_dict(), "config_hash": cfg.hash(),
+                               "eval_hash": cfg.eval_hash(), "generation": k}) as logger:
+        logger.log(k, metrics)
 
 
 def run_selfplay(cfg: Config, init_checkpoint: str | Path | None = None,
                  show_progress: bool = True) -> Run:
-    """Every step of every generation, in order, skipping what is already done."""
+    """Every step of every generation, in order, skipping what is already done (evaluation is
+    redone where the evaluation settings changed)."""
     run = open_run(cfg)
-    generation_zero(cfg, run, init_checkpoint, show_progress)
-    if not (run.gen(0) / "eval" / "summary.json").exists():
-        evaluate_generation(cfg, run, 0, show_progress)
-    rate_generation(cfg, run, 0)
-    for k in range(1, cfg.generations + 1):
-        if not (run.gen(k) / "ratings.json").exists():
-            collect_generation(cfg, run, k, show_progress)
-            filter_generation(cfg, run, k)
-            train_generation(cfg, run, k)
-            evaluate_generation(cfg, run, k, show_progress)
-            rate_generation(cfg, run, k)
+    with run_lock(run.dir, owner="metamon-sp selfplay"):
+        generation_zero(cfg, run, init_checkpoint, show_progress)
+        for k in range(0, cfg.generations + 1):
+            if k > 0 and not stage_done(run, "train", k):
+                collect_generation(cfg, run, k, show_progress)
+                filter_generation(cfg, run, k)
+                train_generation(cfg, run, k)
+            if not evaluated(cfg, run, k):
+                evaluate_generation(cfg, run, k, show_progress)
+                rate_generation(cfg, run, k)
     return run
+
+
+def evaluated(cfg: Config, run: Run, k: int) -> bool:
+    """Generation k was evaluated and rated with the current evaluation settings."""
+    path = run.gen(k) / "ratings.json"
+    return path.exists() and json.loads(path.read_text()).get("eval_hash") == cfg.eval_hash()
+
+
+def final_result(run: Run) -> dict[str, Any]:
+    """The last rated generation: its Elo with the 95% interval and its win rates (what a sweep
+    table shows and a sweeper optimises)."""
+    ratings = json.loads((run.dir / "ratings.json").read_text())
+    k = int(ratings["generation"])
+    name = f"{run.dir.name}/gen-{k:03d}"
+    [mine] = [r for r in ratings["ratings"] if r["player"] == name]
+    out: dict[str, Any] = {"generation": k, "elo": mine["elo"], "elo_ci_low": mine["ci_low"],
+                           "elo_ci_high": mine["ci_high"]}
+    summary = run.gen(k) / "eval" / "summary.json"
+    if summary.exists():
+        for opp, s in json.loads(summary.read_text())["opponents"].items():
+            out[f"win_rate/{opp.removeprefix(run.dir.name + '/')}"] = s["win_rate"]
+    return out

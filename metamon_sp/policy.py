@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,12 +130,21 @@ class Policy:
                     fut.set_result(int(a))
 
 
-_POLICIES: dict[tuple, Policy] = {}
+_POLICIES: OrderedDict[tuple, Policy] = OrderedDict()
+_POLICIES_LOCK = threading.Lock()
+MAX_CACHED_POLICIES = 4
+"""A long flow process meets one checkpoint per generation: keep only the latest few (a large
+model is ~1 GB each). Players already holding an evicted policy keep it while they play."""
 
 
 def shared_policy(path: Path | str, cfg: PolicyConfig, seed: int = 0) -> Policy:
     """One Policy per checkpoint and settings in a process: self-play shares its batches."""
     key = (str(Path(path).resolve()), astuple(cfg), seed)
-    if key not in _POLICIES:
-        _POLICIES[key] = Policy.from_checkpoint(path, cfg, seed=seed)
-    return _POLICIES[key]
+    with _POLICIES_LOCK:  # shards in threads share this process's cache
+        if key in _POLICIES:
+            _POLICIES.move_to_end(key)
+        else:
+            _POLICIES[key] = Policy.from_checkpoint(path, cfg, seed=seed)
+            while len(_POLICIES) > MAX_CACHED_POLICIES:
+                _POLICIES.popitem(last=False)
+        return _POLICIES[key]

@@ -158,6 +158,18 @@ def build_report(run_dir: Path | str, baselines: list[str] | None = None) -> Pat
         lines += [f"reward `{cfg['reward']['name']}`, damping `{cfg['damping']['name']}`, model "
                   f"`{cfg['model']['name']}`, scale `{cfg.get('scale_name')}`, seed {cfg['seed']}, "
                   f"config hash `{cfg.get('config_hash')}`", ""]
+        ev_cfg, elo_cfg = cfg.get("eval", {}), cfg.get("elo", {})
+        lines += [f"Evaluation (not part of the config hash; eval hash `{cfg.get('eval_hash')}`): "
+                  f"{ev_cfg.get('battles')} battles per opponent against "
+                  f"{', '.join(ev_cfg.get('opponents', []))} and "
+                  f"{ev_cfg.get('previous_generations')} earlier generations; "
+                  f"{elo_cfg.get('games_per_pair')} games per pair in the round robin, "
+                  f"{elo_cfg.get('bootstrap')} bootstrap resamples.", ""]
+        stale = [k for k in d["gens"] if d["evals"][k]
+                 and d["evals"][k].get("eval_hash") not in (None, cfg.get("eval_hash"))]
+        if stale:
+            lines += [f"Generations {', '.join(map(str, stale))} were evaluated with other "
+                      f"settings (see their `eval/summary.json`).", ""]
     lines += ["## Generations", "",
               "| generation | Elo | 95% interval | " + " | ".join(f"vs {b}" for b in baselines)
               + f" | vs reference ({reference}) | valid actions |",

@@ -30,7 +30,7 @@ from metamon_sp.config import Config, TrainConfig
 from metamon_sp.damping import DampingController, DampingState, EntropyCollapseDetector
 from metamon_sp.model import PolicyModel, masked_logits
 from metamon_sp.rewards import build_reward
-from metamon_sp.tracking import MetricsLogger
+from metamon_sp.tracking import MetricsLogger, RunInfo
 from metamon_sp.train_data import Batch, OfflineData
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ def total_steps(tc: TrainConfig, data: OfflineData, context: int) -> int:
 
 def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
           init: Path | str | None = None, generation: int = 0,
-          on_progress: Callable[[int, int], None] | None = None) -> Path:
+          on_progress: Callable[[int, int], None] | None = None,
+          run: RunInfo | None = None) -> Path:
     """Train from `init` (or from scratch) on `data_dirs`; returns the checkpoint folder.
 
     Re-running into the same `out_dir` with the same config resumes from its checkpoint.
@@ -181,9 +182,10 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     gammas = torch.tensor(mc.gammas, dtype=torch.float32, device=device)
     meta = CheckpointMeta(model=asdict(mc), generation=generation, parent=parent,
                           config_hash=cfg.hash())
-    logger = MetricsLogger(out_dir / METRICS, cfg.logger, run_name=out_dir.name,
-                           config=cfg.to_dict(), wandb_mode=cfg.wandb_mode,
-                           truncate_after_step=start)
+    logger = MetricsLogger(out_dir / METRICS, cfg.logger, run=run, job_type="train",
+                           config={**cfg.to_dict(), "config_hash": cfg.hash(),
+                                   "generation": generation, "parent": parent},
+                           wandb_mode=cfg.wandb_mode, truncate_after_step=start)
     recent: list[dict[str, float]] = []
     bar = _progress(tc.progress, steps, start)
     t0, collapse_warned = time.monotonic(), False
@@ -229,6 +231,10 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
                 meta.metrics = _summary(recent)
                 save_checkpoint(ckpt_path, model, meta,
                                 train_state=_train_state(opt, controller, rng, step + 1))
+        logger.log_artifact(ckpt_path, name=f"{(run.group if run else None) or out_dir.name}"
+                            f"-gen-{generation:03d}", type="model",
+                            metadata={"generation": generation, "step": steps,
+                                      "config_hash": cfg.hash(), **meta.metrics})
     finally:
         logger.close()
         if bar is not None:

@@ -1,18 +1,26 @@
-"""What every stage task shares: its cache key, its config, its progress artifact."""
+"""What every stage task shares: its cache, its config, its progress artifact."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypeVar
 
+from prefect import Task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import CachePolicy
 
-from metamon_sp.pipeline import Run
+from metamon_sp.pipeline import Run, stage_done
 
 HOUR = 3600
+RESULTS = ".prefect-results"
+"""Each run's task results live in its own folder: delete the run, and its cache goes with it."""
+EVAL_STAGES = ("evaluate", "elo")
+
+T = TypeVar("T", bound=Task)
 
 
 def run_slug(run_dir: str | Path) -> str:
@@ -20,16 +28,31 @@ def run_slug(run_dir: str | Path) -> str:
     return re.sub(r"[^a-z0-9]+", "-", Path(run_dir).name.lower()).strip("-")
 
 
-def stage_cache_key(stage: str) -> Callable[[Any, dict[str, Any]], str]:
-    """Cache by (run folder, generation, stage[, shard]): the run folder's name holds the config
-    hash, so two configs never share a cached result."""
+def in_run(task: T, run_dir: str | Path) -> T:
+    """`task`, persisting its result inside the run folder (see RESULTS)."""
+    return task.with_options(result_storage=Path(run_dir).resolve() / RESULTS)
 
-    def key(_context: Any, params: dict[str, Any]) -> str:
-        parts = [str(Path(params["run_dir"]).resolve()), stage, str(params.get("k", "")),
-                 str(params.get("instance", ""))]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
-    return key
+@dataclass
+class StageCache(CachePolicy):
+    """Cache a stage by (run folder, stage, generation[, shard]) and, for evaluation stages, the
+    evaluation settings. The run folder's name holds the config hash, so two configs never share
+    a result. A record whose stage outputs are gone from disk (a half-deleted run) is dropped
+    before the lookup, so the stage runs again: the files are the one source of truth."""
+
+    stage: str = ""
+
+    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        run = Run(Path(inputs["run_dir"]).resolve())
+        k, instance = int(inputs.get("k", 0)), inputs.get("instance")
+        parts = [str(run.dir), self.stage, str(k), "" if instance is None else str(instance)]
+        if self.stage in EVAL_STAGES:
+            parts.append(inputs["cfg"].eval_hash())
+        key = hashlib.sha256("|".join(parts).encode()).hexdigest()
+        if not stage_done(run, self.stage, k, instance):
+            (run.dir / RESULTS / key).unlink(missing_ok=True)
+        return key
 
 
 class Progress:

@@ -5,29 +5,41 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from types import SimpleNamespace
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from metamon_sp import pipeline
 from metamon_sp.collect import InstanceResult, finish_collection, prepare_collection
 from metamon_sp.config import Config
 from metamon_sp.report import build_report
-from tasks.common import HOUR, Progress, run_of, run_slug, stage_cache_key
+from tasks.common import HOUR, Progress, StageCache, in_run, run_of, run_slug
 
 RETRY = dict(retries=2, retry_delay_seconds=10)  # a Showdown server can crash; battles resume
-CACHED = dict(persist_result=True)
 
 
-@task(name="gen0-checkpoint", cache_key_fn=stage_cache_key("gen0-checkpoint"),
-      timeout_seconds=12 * HOUR, **RETRY, **CACHED)
+def cached(stage: str) -> dict[str, Any]:
+    """Persist as JSON (nothing is unpickled on resume) under the stage's cache key; the flow
+    puts the records in the run folder (tasks.common.in_run)."""
+    return dict(cache_policy=StageCache(stage=stage), persist_result=True,
+                result_serializer="json")
+
+
+@task(name="gen0-checkpoint", **cached("gen0-checkpoint"),
+      timeout_seconds=12 * HOUR, **RETRY)
 def generation_zero(cfg: Config, run_dir: str, init_checkpoint: str | None = None) -> str:
-    ckpt = pipeline.generation_zero(cfg, run_of(run_dir), init_checkpoint, show_progress=False)
+    slug = run_slug(run_dir)
+    battles = Progress(f"{slug}-gen-000-collect", "gen 0 heuristic battles: recorded")
+    steps = Progress(f"{slug}-gen-000-train", "gen 0 training: steps")
+    ckpt = pipeline.generation_zero(cfg, run_of(run_dir), init_checkpoint, show_progress=False,
+                                    on_battles=battles, on_steps=steps)
     get_run_logger().info("generation 0: %s", ckpt)
     return str(ckpt)
 
 
-@task(name="prepare-collect", cache_key_fn=stage_cache_key("prepare-collect"), **CACHED)
+@task(name="prepare-collect", **cached("prepare-collect"))
 def prepare_collect(cfg: Config, run_dir: str, k: int) -> str:
     run = run_of(run_dir)
     data = run.gen(k) / "collect"
@@ -36,7 +48,7 @@ def prepare_collect(cfg: Config, run_dir: str, k: int) -> str:
 
 
 @task(name="collect-shard", task_run_name="collect-gen-{k}-shard-{instance}",
-      cache_key_fn=stage_cache_key("collect-shard"), timeout_seconds=6 * HOUR, **RETRY, **CACHED)
+      **cached("collect-shard"), **RETRY)  # the flow adds a timeout where it can interrupt
 def collect_shard(cfg: Config, run_dir: str, k: int, instance: int) -> dict[str, Any]:
     run = run_of(run_dir)
     n = pipeline.split_battles(cfg.collect.battles, cfg.collect.parallel_instances)[instance]
@@ -54,7 +66,7 @@ def collect_shard(cfg: Config, run_dir: str, k: int, instance: int) -> dict[str,
     return asdict(result)
 
 
-@task(name="finish-collect", cache_key_fn=stage_cache_key("finish-collect"), **CACHED)
+@task(name="finish-collect", **cached("finish-collect"))
 def finish_collect(cfg: Config, run_dir: str, k: int, shards: list[dict[str, Any]],
                    seconds: float) -> dict[str, Any]:
     run = run_of(run_dir)
@@ -65,7 +77,7 @@ def finish_collect(cfg: Config, run_dir: str, k: int, shards: list[dict[str, Any
     return {k_: v for k_, v in summary.items() if k_ != "instances"}
 
 
-@task(name="filter", cache_key_fn=stage_cache_key("filter"), **CACHED)
+@task(name="filter", **cached("filter"))
 def filter_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     out = pipeline.filter_generation(cfg, run_of(run_dir), k)
     report = json.loads((out / "filter_report.json").read_text())
@@ -75,7 +87,7 @@ def filter_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     return report
 
 
-@task(name="train", cache_key_fn=stage_cache_key("train"), timeout_seconds=24 * HOUR, **CACHED)
+@task(name="train", **cached("train"), timeout_seconds=24 * HOUR)
 def train_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     run = run_of(run_dir)
     progress = Progress(f"{run_slug(run_dir)}-gen-{k:03d}-train", f"gen {k} training: steps")
@@ -86,8 +98,8 @@ def train_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     return {"checkpoint": str(ckpt), **summary}
 
 
-@task(name="evaluate", cache_key_fn=stage_cache_key("evaluate"), timeout_seconds=6 * HOUR,
-      **RETRY, **CACHED)
+@task(name="evaluate", **cached("evaluate"), timeout_seconds=6 * HOUR,
+      **RETRY)
 def evaluate_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     summary = pipeline.evaluate_generation(cfg, run_of(run_dir), k, show_progress=False)
     for name, s in summary["opponents"].items():
@@ -96,13 +108,22 @@ def evaluate_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     return summary
 
 
-@task(name="elo", cache_key_fn=stage_cache_key("elo"), timeout_seconds=6 * HOUR, **RETRY, **CACHED)
+@task(name="elo", **cached("elo"), timeout_seconds=6 * HOUR, **RETRY)
 def elo_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     ratings = pipeline.rate_generation(cfg, run_of(run_dir), k)
     get_run_logger().info("gen %d ratings:\n%s", k, ratings.markdown())
     return ratings.to_dict()
 
 
-@task(name="report")
+@task(name="report", cache_policy=NO_CACHE, persist_result=False)
 def report_stage(run_dir: str) -> str:
     return str(build_report(run_dir))
+
+
+def for_run(run_dir: str) -> SimpleNamespace:
+    """Every stage task, keeping its result in the run folder (tasks.common.in_run)."""
+    stages = {"generation_zero": generation_zero, "prepare_collect": prepare_collect,
+              "collect_shard": collect_shard, "finish_collect": finish_collect,
+              "filter": filter_stage, "train": train_stage, "evaluate": evaluate_stage,
+              "elo": elo_stage, "report": report_stage}
+    return SimpleNamespace(**{name: in_run(t, run_dir) for name, t in stages.items()})

@@ -20,6 +20,8 @@ from metamon_sp.showdown.install import ensure_installed
 
 log = logging.getLogger(__name__)
 
+LAUNCHER = Path(__file__).with_name("launch_server.js")
+
 
 class ShowdownServerError(RuntimeError):
     pass
@@ -76,10 +78,12 @@ class ShowdownServer:
             with open(self.log_path, "a") as logf:
                 logf.write(f"\n=== metamon-sp: starting showdown on 127.0.0.1:{self.port} ===\n")
                 logf.flush()
+                # stdin is a pipe only we hold: when this process dies, however it dies, the
+                # server reads EOF and exits (launch_server.js), so no orphan outlives us.
                 self._proc = subprocess.Popen(
-                    ["node", "pokemon-showdown", "start", "--no-security", "--skip-build",
+                    ["node", str(LAUNCHER), str(pkg), "start", "--no-security", "--skip-build",
                      str(self.port)],
-                    cwd=pkg, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    cwd=pkg, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
                     start_new_session=True,  # its own process group, stopped as one
                 )
             try:
@@ -123,6 +127,8 @@ class ShowdownServer:
         self.pid_path.unlink(missing_ok=True)
         if proc is None:
             return
+        if proc.stdin is not None:
+            proc.stdin.close()
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -129,6 +129,10 @@ class TeamSequence(Teambuilder):
         self.i += 1
         return team
 
+    def skip(self, n: int) -> None:
+        """Start `n` teams later (a resumed collection whose first `n` battles are written)."""
+        self.i += n
+
 
 def team_index(teams: list[Team]) -> dict[str, str]:
     """fingerprint → team name, to name the team a battle was played with."""

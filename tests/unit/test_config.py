@@ -30,3 +30,49 @@ def test_bad_values_fail_naming_the_key(override, named):
 def test_hash_is_stable_and_tracks_values():
     a, b = load_config(["seed=1"]), load_config(["seed=1"])
     assert a.hash() == b.hash() != load_config(["seed=2"]).hash()
+
+
+@pytest.mark.parametrize("override", [
+    "eval.battles=7", "eval.opponents=[random]", "elo.bootstrap=3", "elo.games_per_pair=2",
+    "train.progress=false", "train.threads=1", "train.checkpoint_every=7",
+    "collect.shard_battles=3", "policy.threads=2", "generations=9", "run_name=other",
+])
+def test_what_only_changes_evaluation_or_speed_keeps_the_run_folder(override):
+    assert load_config([override]).hash() == load_config().hash()
+
+
+@pytest.mark.parametrize("override", [
+    "collect.battles=7", "train.steps=7", "reward=binary", "damping=dynamic", "policy.temperature=0.5",
+    "model=small", "bootstrap.battles=8",
+])
+def test_what_changes_data_or_checkpoints_changes_the_run_folder(override):
+    assert load_config([override]).hash() != load_config().hash()
+
+
+def test_eval_hash_tracks_evaluation_settings_only():
+    base = load_config()
+    assert load_config(["eval.battles=7"]).eval_hash() != base.eval_hash()
+    assert load_config(["elo.bootstrap=3"]).eval_hash() != base.eval_hash()
+    assert load_config(["train.steps=7"]).eval_hash() == base.eval_hash()
+
+
+def test_dataset_hash_ignores_the_battle_target_only():
+    from metamon_sp.collect import dataset_hash
+
+    assert dataset_hash(load_config(["collect.battles=7"])) == dataset_hash(load_config())
+    assert dataset_hash(load_config(["collect.p2=self"])) != dataset_hash(load_config())
+
+
+def test_auto_runner_uses_processes_for_several_instances():
+    assert load_config().resolved_runner == "threads"
+    assert load_config(["collect.parallel_instances=2"]).resolved_runner == "processes"
+    assert load_config(["collect.parallel_instances=2", "runner=dask"]).resolved_runner == "dask"
+
+
+def test_group_choices_come_from_the_conf_folder():
+    from metamon_sp.config import config_choices
+
+    assert config_choices("scale") == ("gpu", "laptop", "smoke")
+    assert "binary" in config_choices("reward")
+    with pytest.raises(ConfigError, match="nonexistent"):
+        config_choices("nonexistent")
