@@ -114,6 +114,8 @@ def main() -> None:
                     help="where the deployment's runs write their folders (the runs_dir default)")
     ap.add_argument("--max-runs", type=int, default=1, help="flow runs at once; more wait")
     args = ap.parse_args()
+    # Ctrl-C stops us (and restores the profile) even where a shell started us ignoring SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # pick up runs within a second
     server, previous = None, None
     if args.local:

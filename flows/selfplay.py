@@ -23,8 +23,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
+from metamon_sp import pipeline
 from metamon_sp.config import Config, config_choices, load_config
 from metamon_sp.pipeline import Run, final_result, open_run
+from metamon_sp.results import label
 from metamon_sp.runlock import run_lock
 from tasks.common import HOUR, run_slug
 from tasks.stages import for_run
@@ -74,12 +76,38 @@ def _publish(run_dir: str, k: int, evaluation: dict[str, Any], ratings: dict[str
         key=f"{slug}-gen-{k:03d}-ratings", description=f"Elo after generation {k}; report path")
 
 
+def _fans_out(cfg: Config) -> bool:
+    """Battles of generation 0, evaluation and the tournament go through the task runner when
+    it runs tasks in parallel (processes, Dask); with threads each stage plays on one server."""
+    return cfg.resolved_runner != "threads"
+
+
+def _play_pairings(cfg: Config, t: Any, jobs: list) -> None:
+    """Play each pairing as a task through the runner; the stage after them only summarises."""
+    for future in [t.pairing.submit(cfg, a, b, n, str(folder), f"{label(a)}-vs-{label(b)}")
+                   for a, b, n, folder in jobs]:
+        future.result()
+
+
+def _evaluate_and_rate(cfg: Config, run_dir: str, k: int, t: Any) -> tuple[dict, dict]:
+    run = Run(Path(run_dir))
+    if _fans_out(cfg):
+        _play_pairings(cfg, t, pipeline.evaluation_jobs(cfg, run, k))
+    evaluation = t.evaluate(cfg, run_dir, k)
+    if _fans_out(cfg):
+        _play_pairings(cfg, t, pipeline.tournament_jobs(cfg, run, k))
+    return evaluation, t.elo(cfg, run_dir, k)
+
+
 @flow(name="generation-0", flow_run_name="gen-000")
 def generation_zero_flow(cfg: Config, run_dir: str, init_checkpoint: Optional[str] = None) -> dict:
     t = for_run(run_dir)
+    if _fans_out(cfg) and not init_checkpoint:
+        for future in [t.bootstrap_collect.submit(c, str(d), i, n, d.name)
+                       for c, d, i, n in pipeline.bootstrap_jobs(cfg, Run(Path(run_dir)))]:
+            future.result()
     ckpt = t.generation_zero(cfg, run_dir, init_checkpoint)
-    evaluation = t.evaluate(cfg, run_dir, 0)
-    ratings = t.elo(cfg, run_dir, 0)
+    evaluation, ratings = _evaluate_and_rate(cfg, run_dir, 0, t)
     _publish(run_dir, 0, evaluation, ratings, t.report(run_dir))
     return {"checkpoint": ckpt, "evaluation": evaluation}
 
@@ -98,8 +126,7 @@ def generation_flow(cfg: Config, run_dir: str, k: int) -> dict:
                                  time.monotonic() - t0)
     t.filter(cfg, run_dir, k)
     trained = t.train(cfg, run_dir, k)
-    evaluation = t.evaluate(cfg, run_dir, k)
-    ratings = t.elo(cfg, run_dir, k)
+    evaluation, ratings = _evaluate_and_rate(cfg, run_dir, k, t)
     report = t.report(run_dir)
     _publish(run_dir, k, evaluation, ratings, report)
     log.info("generation %d done: checkpoint %s, report %s", k, trained["checkpoint"], report)
@@ -113,9 +140,13 @@ def _selfplay_name() -> str:
 
 def compose_overrides(generations: int, overrides: Optional[list[str]] = None,
                       **choices: Any) -> list[str]:
-    """Hydra overrides from the typed parameters (those set) and the free-form list (last)."""
-    typed = [f"{key}={value}" for key, value in choices.items() if value is not None]
-    return typed + list(overrides or []) + [f"generations={generations}"]
+    """Hydra overrides from the typed parameters (those set, unless `overrides` sets the same key)
+    and the free-form list."""
+    free = list(overrides or [])
+    named = {o.split("=", 1)[0].lstrip("+~") for o in free}
+    typed = [f"{key}={value}" for key, value in choices.items()
+             if value is not None and key not in named]
+    return typed + free + [f"generations={generations}"]
 
 
 @flow(name="selfplay", flow_run_name=_selfplay_name)
@@ -160,7 +191,8 @@ def selfplay(generations: int = 5,
     timings = {}
     with run_lock(run_dir, owner=f"flow run {flow_run.id}"):
         t0 = time.monotonic()
-        generation_zero_flow(cfg, run_dir, init_checkpoint)
+        generation_zero_flow.with_options(task_runner=task_runner(cfg))(cfg, run_dir,
+                                                                      init_checkpoint)
         timings[0] = time.monotonic() - t0
         for k in range(1, cfg.generations + 1):
             t0 = time.monotonic()
@@ -195,6 +227,8 @@ def main() -> None:
         hc = HydraConfig.get()
         task_overrides = list(hc.overrides.task)
         overrides = [o for o in task_overrides if not o.startswith(("generations=", "hydra"))]
+        if hc.mode == RunMode.MULTIRUN:
+            _share_cores(hc)
         t0, result, status = time.monotonic(), None, "failed"
         try:
             result = selfplay(generations=int(cfg.generations), overrides=overrides)
@@ -222,6 +256,19 @@ def main() -> None:
             _run()
     except PrefectAPIError as e:
         sys.exit(f"python -m flows.selfplay: {e}")
+
+
+def _share_cores(hc: Any) -> None:
+    """Jobs a parallel launcher runs side by side split the cores: torch threads competing for
+    the same cores make training ~50x slower (measured on 2 cores)."""
+    import os
+
+    import torch
+
+    n_jobs = int(hc.launcher.get("n_jobs", 1) or 1)
+    cores = os.cpu_count() or 1
+    if n_jobs != 1:
+        torch.set_num_threads(max(1, cores // (cores if n_jobs < 0 else n_jobs)))
 
 
 def _run_dir_of(overrides: list[str]) -> Optional[str]:

@@ -18,11 +18,22 @@ from metamon_sp import atomic
 from metamon_sp.collect import collect, split_battles
 from metamon_sp.config import Config, DampingConfig
 from metamon_sp.filter import filter_datasets
-from metamon_sp.showdown import ShowdownServer
+from metamon_sp.showdown import OnDemandServer
 from metamon_sp.tracking import RunInfo
 from metamon_sp.train import train
 
 log = logging.getLogger(__name__)
+
+
+def matchups(cfg: Config, out_dir: Path | str) -> list[tuple[Config, Path]]:
+    """Each heuristic matchup's collection config and dataset folder."""
+    bc = cfg.bootstrap
+    out = []
+    for (p1, p2), n in zip((m.split(":") for m in bc.matchups),
+                           split_battles(bc.battles, len(bc.matchups))):
+        mcfg = replace(cfg, collect=replace(cfg.collect, p1=p1, p2=p2, battles=n))
+        out.append((mcfg, Path(out_dir) / "data" / f"{p1}-vs-{p2}"))
+    return out
 
 
 def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True,
@@ -35,14 +46,13 @@ def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True,
     bc = cfg.bootstrap
     datasets, summaries = [], {}
     done_before = 0
-    # One server for every matchup, unless collection fans out over instances of its own.
-    shared = ShowdownServer(out_dir / "logs" / "showdown.log") \
+    # One server for every matchup, unless collection fans out over instances of its own; it
+    # starts only if a matchup has battles left (an orchestrator may have played them all).
+    shared = OnDemandServer(out_dir / "logs" / "showdown.log") \
         if cfg.collect.parallel_instances == 1 else None
     with shared or nullcontext() as server:
-        for (p1, p2), n in zip((m.split(":") for m in bc.matchups),
-                               split_battles(bc.battles, len(bc.matchups))):
-            mcfg = replace(cfg, collect=replace(cfg.collect, p1=p1, p2=p2, battles=n))
-            data = out_dir / "data" / f"{p1}-vs-{p2}"
+        for mcfg, data in matchups(cfg, out_dir):
+            p1, p2, n = mcfg.collect.p1, mcfg.collect.p2, mcfg.collect.battles
             log.info("bootstrap: %d battles of %s vs %s", n, p1, p2)
             base = done_before
             summaries[f"{p1}-vs-{p2}"] = collect(

@@ -19,7 +19,7 @@ from metamon_sp import atomic
 from metamon_sp.collect import collect
 from metamon_sp.config import Config
 from metamon_sp.players import check_player_spec
-from metamon_sp.showdown import ShowdownServer
+from metamon_sp.showdown import OnDemandServer, ShowdownServer
 from metamon_sp.results import GAMES, append_games, games_from_dataset, label, pairing_summary, slug
 from metamon_sp.teams import TeamSequence, load_team_set
 
@@ -63,6 +63,11 @@ def play_pairing(cfg: Config, a: str, b: str, n: int, out_dir: Path | str,
     return rows
 
 
+def pairing_dir(out_dir: Path | str, opponent_name: str) -> Path:
+    """Where `evaluate(..., out_dir)` keeps the games against one opponent."""
+    return Path(out_dir) / "games" / slug(opponent_name)
+
+
 def evaluate(cfg: Config, player: str, opponents: Sequence[str], battles: int,
              out_dir: Path | str, names: dict[str, str] | None = None,
              show_progress: bool = True) -> dict[str, Any]:
@@ -74,11 +79,12 @@ def evaluate(cfg: Config, player: str, opponents: Sequence[str], battles: int,
     names = names or {}
     summary: dict[str, Any] = {"player": names.get(player, label(player)), "player_spec": player,
                                "battles_per_opponent": battles, "opponents": {}}
-    with ShowdownServer(out_dir / "logs" / "showdown.log") as server:  # one for every pairing
+    # One server for every pairing, started only if a pairing has games left to play.
+    with OnDemandServer(out_dir / "logs" / "showdown.log") as server:
         for opp in opponents:
             name = names.get(opp, label(opp))
             log.info("evaluate: %s vs %s, %d battles", summary["player"], name, battles)
-            rows = play_pairing(cfg, player, opp, battles, out_dir / "games" / slug(name), names,
+            rows = play_pairing(cfg, player, opp, battles, pairing_dir(out_dir, name), names,
                                 show_progress=show_progress, server=server)
             append_games(out_dir / GAMES, rows)
             summary["opponents"][name] = {"spec": opp, **pairing_summary(rows)}

@@ -26,19 +26,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from metamon_sp import atomic
-from metamon_sp.bootstrap import bootstrap
+from metamon_sp.bootstrap import bootstrap, matchups
 from metamon_sp.checkpoint import read_meta
 from metamon_sp.collect import SUMMARY as COLLECT_SUMMARY
 from metamon_sp.collect import InstanceResult, collect, run_instance, split_battles
 from metamon_sp.config import Config
 from metamon_sp.elo import Ratings, rate_rows
-from metamon_sp.evaluate import evaluate
+from metamon_sp.evaluate import evaluate, pairing_dir
 from metamon_sp.filter import filter_datasets
 from metamon_sp.players import CHECKPOINT_PREFIX
 from metamon_sp.probes import behaviour_probes
-from metamon_sp.results import read_games
+from metamon_sp.results import label, read_games
 from metamon_sp.runlock import run_lock
-from metamon_sp.tournament import round_robin
+from metamon_sp.tournament import missing_games, round_robin
 from metamon_sp.tracking import MetricsLogger, RunInfo
 from metamon_sp.train import train
 from metamon_sp.trajectories import MANIFEST, Dataset
@@ -206,14 +206,20 @@ def player_trajectories(eval_dir: Path):
             yield from (t for t in Dataset(data) if t.side == side)
 
 
-def rate_generation(cfg: Config, run: Run, k: int) -> Ratings:
-    """Fill the round robin's budget over the pool, then rate everything played so far."""
+def rating_pool(cfg: Config, run: Run, k: int) -> list[str]:
+    """Who is rated after generation k: the baselines, generations 0..k, the reference."""
     pool = list(cfg.eval.opponents) + [run.spec(j) for j in range(k + 1)]
     reference = reference_spec(cfg, run)
     if reference not in pool:
         pool.append(reference)
+    return pool
+
+
+def rate_generation(cfg: Config, run: Run, k: int) -> Ratings:
+    """Fill the round robin's budget over the pool, then rate everything played so far."""
     if cfg.elo.games_per_pair:
-        round_robin(cfg, pool, cfg.elo.games_per_pair, run.dir / "tournament", known=[run.dir])
+        round_robin(cfg, rating_pool(cfg, run, k), cfg.elo.games_per_pair, run.dir / "tournament",
+                    known=[run.dir])
     ratings = rate_rows(read_games([run.dir]), anchor=cfg.elo.anchor,
                         anchor_elo=cfg.elo.anchor_elo, bootstrap=cfg.elo.bootstrap, seed=cfg.seed,
                         prior_sigma=cfg.elo.prior_sigma)
@@ -269,6 +275,39 @@ def evaluated(cfg: Config, run: Run, k: int) -> bool:
     """Generation k was evaluated and rated with the current evaluation settings."""
     path = run.gen(k) / "ratings.json"
     return path.exists() and json.loads(path.read_text()).get("eval_hash") == cfg.eval_hash()
+
+
+# ------------------------------------------------------------ battles an orchestrator may fan out
+# Each job plays into the very folder its stage reads, on a server of its own, and the stage
+# resumes from what is written: played beforehand in parallel (processes, a Dask cluster), the
+# stage then only summarises. Without them, each stage plays its battles on one server.
+Pairing = tuple[str, str, int, Path]  # (player a, player b, games, folder)
+
+
+def bootstrap_jobs(cfg: Config, run: Run) -> list[tuple[Config, Path, int, int]]:
+    """Generation 0's heuristic battles: (matchup config, dataset folder, instance, battles),
+    one job per matchup and collection instance."""
+    if stage_done(run, "gen0-checkpoint", 0):
+        return []
+    return [(c, d, i, n) for c, d in matchups(cfg, run.gen(0))
+            if not (d / COLLECT_SUMMARY).exists()
+            for i, n in enumerate(split_battles(c.collect.battles, c.collect.parallel_instances))]
+
+
+def evaluation_jobs(cfg: Config, run: Run, k: int) -> list[Pairing]:
+    """Generation k's evaluation pairings (none if evaluated with these settings already)."""
+    if evaluated(cfg, run, k):
+        return []
+    return [(run.spec(k), opp, cfg.eval.battles, pairing_dir(run.gen(k) / "eval", label(opp)))
+            for opp in opponents_for(cfg, run, k)]
+
+
+def tournament_jobs(cfg: Config, run: Run, k: int) -> list[Pairing]:
+    """The round-robin pairs short of `elo.games_per_pair` after generation k's evaluation."""
+    if not cfg.elo.games_per_pair or evaluated(cfg, run, k):
+        return []
+    return missing_games(cfg, rating_pool(cfg, run, k), cfg.elo.games_per_pair,
+                         run.dir / "tournament", known=[run.dir])
 
 
 def final_result(run: Run) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from metamon_sp.config import Config
 from metamon_sp.evaluate import play_pairing
-from metamon_sp.showdown import ShowdownServer
+from metamon_sp.showdown import OnDemandServer
 from metamon_sp.results import GAMES, append_games, label, read_games, slug
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,21 @@ log = logging.getLogger(__name__)
 
 def pair_counts(rows: Sequence[dict[str, Any]]) -> Counter[frozenset[str]]:
     return Counter(frozenset((r["a"], r["b"])) for r in rows if not r["truncated"])
+
+
+def missing_games(cfg: Config, pool: Sequence[str], games_per_pair: int, out_dir: Path | str,
+                  known: Sequence[Path | str] = (), names: dict[str, str] | None = None
+                  ) -> list[tuple[str, str, int, Path]]:
+    """(a, b, games, folder) for every pair of `pool` short of `games_per_pair` (whole mirrored
+    team pairs): what `round_robin` will play, and what an orchestrator may play beforehand."""
+    out_dir = Path(out_dir)
+    names = names or {}
+    name = {spec: names.get(spec, label(spec)) for spec in pool}
+    have = pair_counts(read_games([*known, out_dir]))
+    todo = [(a, b, games_per_pair - have[frozenset((name[a], name[b]))])
+            for a, b in itertools.combinations(pool, 2)]
+    return [(a, b, m + m % 2, out_dir / f"{slug(name[a])}-vs-{slug(name[b])}")
+            for a, b, m in todo if m > 0]
 
 
 def round_robin(cfg: Config, pool: Sequence[str], games_per_pair: int, out_dir: Path | str,
@@ -30,16 +45,12 @@ def round_robin(cfg: Config, pool: Sequence[str], games_per_pair: int, out_dir: 
     names = names or {}
     name = {spec: names.get(spec, label(spec)) for spec in pool}
     rows = read_games([*known, out_dir])
-    have = pair_counts(rows)
-    todo = [(a, b, games_per_pair - have[frozenset((name[a], name[b]))])
-            for a, b in itertools.combinations(pool, 2)]
-    todo = [(a, b, m + m % 2) for a, b, m in todo if m > 0]  # whole mirrored team pairs
-    if todo:
-        with ShowdownServer(out_dir / "logs" / "showdown.log") as server:
-            for a, b, n in todo:
+    todo = missing_games(cfg, pool, games_per_pair, out_dir, known, names)
+    if todo:  # a server only if some pair has games left (fanned-out tasks may have played them)
+        with OnDemandServer(out_dir / "logs" / "showdown.log") as server:
+            for a, b, n, folder in todo:
                 log.info("tournament: %s vs %s, %d more games", name[a], name[b], n)
-                new = play_pairing(cfg, a, b, n, out_dir / f"{slug(name[a])}-vs-{slug(name[b])}",
-                                   names, server=server)
+                new = play_pairing(cfg, a, b, n, folder, names, server=server)
                 append_games(out_dir / GAMES, new)
                 rows += new
     members = set(name.values())

@@ -12,8 +12,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from metamon_sp import pipeline
-from metamon_sp.collect import InstanceResult, finish_collection, prepare_collection
+from metamon_sp.collect import (InstanceResult, finish_collection, prepare_collection,
+                                run_instance)
 from metamon_sp.config import Config
+from metamon_sp.evaluate import play_pairing
 from metamon_sp.report import build_report
 from tasks.common import HOUR, Progress, StageCache, in_run, run_of, run_slug
 
@@ -115,6 +117,22 @@ def elo_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     return ratings.to_dict()
 
 
+@task(name="pairing", task_run_name="pairing-{name}", cache_policy=NO_CACHE,
+      persist_result=False, **RETRY)
+def pairing_task(cfg: Config, a: str, b: str, n: int, out_dir: str, name: str) -> int:
+    """Play a pairing's games (on a server of its own) into the folder its stage reads."""
+    return len(play_pairing(cfg, a, b, n, out_dir))
+
+
+@task(name="bootstrap-collect", task_run_name="gen0-{name}-{instance}", cache_policy=NO_CACHE,
+      persist_result=False, **RETRY)
+def bootstrap_collect(cfg: Config, out_dir: str, instance: int, n: int, name: str) -> int:
+    """One instance of one of generation 0's heuristic matchups, into the folder the gen-0
+    stage reads (on a server of its own)."""
+    prepare_collection(cfg, out_dir)
+    return run_instance(cfg, out_dir, instance, n, generation=0).battles_played
+
+
 @task(name="report", cache_policy=NO_CACHE, persist_result=False)
 def report_stage(run_dir: str) -> str:
     return str(build_report(run_dir))
@@ -125,5 +143,6 @@ def for_run(run_dir: str) -> SimpleNamespace:
     stages = {"generation_zero": generation_zero, "prepare_collect": prepare_collect,
               "collect_shard": collect_shard, "finish_collect": finish_collect,
               "filter": filter_stage, "train": train_stage, "evaluate": evaluate_stage,
-              "elo": elo_stage, "report": report_stage}
+              "elo": elo_stage, "report": report_stage, "pairing": pairing_task,
+              "bootstrap_collect": bootstrap_collect}
     return SimpleNamespace(**{name: in_run(t, run_dir) for name, t in stages.items()})

@@ -181,3 +181,18 @@ class ShowdownServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class OnDemandServer(ShowdownServer):
+    """A server that starts when first asked for its address, not on entering the block: a
+    stage whose games were all played already (by tasks fanned out beforehand, or by an
+    interrupted earlier run) does not pay for a start."""
+
+    def __enter__(self) -> "OnDemandServer":
+        return self
+
+    @property
+    def websocket_url(self) -> str:
+        if self._proc is None:
+            self.start()
+        return ShowdownServer.websocket_url.fget(self)

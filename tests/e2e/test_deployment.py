@@ -1,54 +1,108 @@
-"""The user's contract: a local Prefect server, the served `selfplay/gen1` deployment, and
-`prefect deployment run selfplay/gen1 --param generations=2 --param 'overrides=["scale=smoke"]'`
-completing."""
+"""The user's contract, run as the README writes it, in a clean environment (a new HOME, no
+PREFECT_* variables): `make serve` in one shell, the README's `prefect deployment run ...` in
+another, and the run completes."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from deployments.serve import start_local_server, stop
+from metamon_sp.showdown.install import cache_root
 from metamon_sp.showdown.server import free_port
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = pytest.mark.timeout(900)
 ROOT = Path(__file__).resolve().parents[2]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
+README = ROOT / "README.md"
 
 
-def test_served_deployment_runs_to_completion(tmp_path):
+def readme_command(pattern: str) -> str:
+    """The README's own command line (in a ```bash block) matching `pattern`."""
+    lines = [ln.split("  #")[0].strip() for ln in README.read_text().splitlines()]
+    found = [ln for ln in lines if re.search(pattern, ln)]
+    assert found, f"the README has no command matching {pattern!r}"
+    return found[0]
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HOME"))}
+    env.update(HOME=str(home), METAMON_SP_CACHE=str(cache_root()))  # Showdown: installed once
+    return env
+
+
+def active_profile(home: Path) -> str | None:
+    path = home / ".prefect" / "profiles.toml"
+    if not path.exists():
+        return None
+    match = re.search(r'^active = "([^"]+)"', path.read_text(), re.M)
+    return match.group(1) if match else None
+
+
+def test_readme_two_shell_deployment_flow(tmp_path):
+    home, runs = tmp_path / "home", tmp_path / "runs"
+    home.mkdir()
+    env = clean_env(home)
     port = free_port()
-    home = tmp_path / "prefect-home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-               PREFECT_RUNNER_POLL_FREQUENCY="1", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
-    server = start_local_server(port, home)
+    serve_cmd = readme_command(r"^make serve")
+    assert serve_cmd == "make serve"
     log = open(tmp_path / "serve.log", "w")
-    served = subprocess.Popen([sys.executable, "-m", "deployments.serve"], cwd=ROOT, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Shell 1, as written, on a free port and with the runs under tmp_path.
+    served = subprocess.Popen(
+        ["make", "serve", f"ARGS=--port {port} --runs-dir {runs} --home {tmp_path / 'server'}"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    run_cmd = readme_command(r"prefect deployment run selfplay/gen1 .*scale=smoke")
     try:
-        deadline = time.monotonic() + 120
-        while subprocess.run([PREFECT, "deployment", "inspect", "selfplay/gen1"], env=env,
+        deadline = time.monotonic() + 180
+        while subprocess.run([str(ROOT / ".venv/bin/prefect"), "deployment", "inspect",
+                              "selfplay/gen1"], cwd=ROOT, env=env,
                              capture_output=True).returncode != 0:
             assert served.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the deployment was not served in time"
             time.sleep(1)
-        runs_dir = tmp_path / "runs"
-        proc = subprocess.run(
-            [PREFECT, "deployment", "run", "selfplay/gen1", "--param", "generations=2",
-             "--param", json.dumps(["scale=smoke", f"runs_dir={runs_dir}"]).join(
-                 ["overrides=", ""]), "--watch", "--watch-timeout", "1000"],
-            env=env, capture_output=True, text=True, timeout=1100)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + \
-            (tmp_path / "serve.log").read_text()[-3000:]
-        assert "Completed" in proc.stdout
-        [run_dir] = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-        assert (run_dir / "gen-002" / "train" / "checkpoint" / "checkpoint.json").exists()
+        assert active_profile(home) == "metamon-sp"
+        # The UI's run form: typed parameters, the config groups as choices.
+        inspect = subprocess.run(
+            [str(ROOT / ".venv/bin/python"), "-c",
+             "import asyncio, json\nfrom prefect.client.orchestration import get_client\n"
+             "async def main():\n    async with get_client() as c:\n"
+             "        d = await c.read_deployment_by_name('selfplay/gen1')\n"
+             "        print(json.dumps({'schema': d.parameter_openapi_schema, "
+             "'limit': d.global_concurrency_limit.limit if d.global_concurrency_limit else None,"
+             " 'parameters': d.parameters}))\n"
+             "asyncio.run(main())"], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert inspect.returncode == 0, inspect.stderr[-2000:]
+        doc = json.loads(inspect.stdout.strip().splitlines()[-1])
+        props = doc["schema"]["properties"]
+        for name in ("generations", "scale", "experiment", "reward", "damping", "model", "seed",
+                     "run_name", "overrides"):
+            assert name in props, name
+        assert json.dumps(props["scale"]).count("smoke") and json.dumps(props["reward"]).count(
+            "binary") and "description" in json.dumps(props["scale"])
+        assert doc["limit"] == 1 and doc["parameters"]["runs_dir"] == str(runs)
+
+        # Shell 2: exactly the README's command.
+        proc = subprocess.run(shlex.split(run_cmd), cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=700)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
+        assert "Completed" in out and "Traceback" not in out and "not found" not in out
+        [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
+        assert (run_dir / "gen-001" / "train" / "checkpoint" / "checkpoint.json").exists()
+        assert "database is locked" not in (tmp_path / "serve.log").read_text()
     finally:
-        stop(served)
-        stop(server)
+        os.killpg(served.pid, signal.SIGTERM)
+        try:
+            served.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(served.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while active_profile(home) == "metamon-sp" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert active_profile(home) != "metamon-sp"  # the user's previous profile is back

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -108,14 +111,115 @@ def test_interrupted_run_resumes_without_repeating_finished_tasks(prefect_api, t
     assert (run_dir / "gen-001" / "train" / "checkpoint" / "checkpoint.json").exists()
 
 
+def _task_names(state, prefix: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId,
+                                                FlowRunFilterParentFlowRunId)
+
+    async def fetch():
+        async with get_client() as client:
+            root = state.state_details.flow_run_id
+            subflows = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[root])))
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[root] + [f.id for f in subflows])))
+            return [t.name for t in runs if t.name.startswith(prefix)]
+
+    import asyncio
+
+    return asyncio.run(fetch())
+
+
+def _states_of(state) -> dict[str, set[str]]:
+    return {name: set(ss) for name, ss in _task_states(state.state_details.flow_run_id).items()}
+
+
+def test_the_run_folder_is_the_one_source_of_truth(prefect_api, tmp_path):
+    """More evaluation games re-evaluate in place; a half-deleted run redoes what is gone; a
+    deleted run runs afresh (Prefect's cache lives in the run folder and never outlives it)."""
+    from flows.selfplay import selfplay
+
+    base = dict(generations=1, scale="smoke", run_name="truth", runs_dir=str(tmp_path),
+                overrides=["eval.opponents=[random]", "eval.battles=4"], return_state=True)
+    first = selfplay(**base)
+    assert first.is_completed(), first
+    run_dir = Path(first.result()["run_dir"])
+    ckpt = run_dir / "gen-001" / "train" / "checkpoint" / "model.safetensors"
+    trained_at = ckpt.stat().st_mtime_ns
+
+    more = selfplay(**{**base, "overrides": ["eval.opponents=[random]", "eval.battles=8"]})
+    assert more.is_completed() and Path(more.result()["run_dir"]) == run_dir
+    states = _states_of(more)
+    assert states["train"] == {"Cached"} and states["evaluate"] == {"Completed"}
+    assert ckpt.stat().st_mtime_ns == trained_at  # not retrained
+    summary = json.loads((run_dir / "gen-001" / "eval" / "summary.json").read_text())
+    assert summary["opponents"]["random"]["games"] == 8 and summary["eval"]["battles"] == 8
+    assert "8 battles per opponent" in (run_dir / "report" / "report.md").read_text()
+
+    shutil.rmtree(run_dir / "gen-001" / "eval")  # half-deleted: evaluation of gen 1 is gone
+    again = selfplay(**{**base, "overrides": ["eval.opponents=[random]", "eval.battles=8"]})
+    assert again.is_completed(), again
+    states = _states_of(again)
+    assert states["train"] == {"Cached"} and "Completed" in states["evaluate"]
+    assert (run_dir / "gen-001" / "eval" / "summary.json").exists()
+
+    shutil.rmtree(run_dir)  # deleted: a clean run, nothing "Cached" pointing at missing files
+    fresh = selfplay(**base)
+    assert fresh.is_completed(), fresh
+    states = _states_of(fresh)
+    assert all(s == {"Completed"} for s in states.values()), states
+    assert ckpt.exists()
+
+
+def test_sigkill_of_a_flow_leaves_no_showdown_server(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    proc = subprocess.Popen([sys.executable, "-m", "flows.selfplay", "generations=1",
+                             "scale=smoke", f"runs_dir={tmp_path}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (pids := list(tmp_path.glob("*/gen-000/**/*.pid"))):
+            assert proc.poll() is None and time.monotonic() < deadline, "no server started"
+            time.sleep(0.2)
+        server = int(pids[0].read_text())
+        assert _alive(server)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the flow's whole process group, no clean-up
+        proc.wait()
+    deadline = time.monotonic() + 15
+    while _alive(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(server), f"Showdown (pid {server}) outlived the flow that started it"
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_dask_local_cluster_runs_collection_shards(prefect_api, tmp_path):
     from flows.selfplay import selfplay
 
-    result = selfplay(generations=1, run_name="dask",
-                      overrides=["scale=smoke", f"runs_dir={tmp_path}", "runner=dask",
-                                 "collect.parallel_instances=2", "collect.battles=8",
-                                 "eval.opponents=[random]"])
-    run_dir = Path(result["run_dir"])
+    state = selfplay(generations=1, run_name="dask", return_state=True,
+                     overrides=["scale=smoke", f"runs_dir={tmp_path}", "runner=dask",
+                                "collect.parallel_instances=2", "collect.battles=8",
+                                "eval.opponents=[random]"])
+    assert state.is_completed(), state
+    run_dir = Path(state.result()["run_dir"])
+    # Generation 0's matchups, the evaluation pairings and the tournament went through the
+    # runner as tasks; each stage after them found its games written.
+    states = _states_of(state)
+    assert states["gen0-checkpoint"] == {"Completed"} and len(_task_names(state, "gen0-")) >= 5
+    pairings = _task_names(state, "pairing-")
+    assert {name.split("/", 1)[1] for name in pairings} >= {
+        "gen-000-vs-random", "gen-001-vs-random", f"gen-001-vs-{run_dir.name}/gen-000"}
+    summary = json.loads((run_dir / "gen-001" / "eval" / "summary.json").read_text())
+    assert summary["opponents"]["random"]["games"] == 6
     collect = run_dir / "gen-001" / "collect"
     assert {p.name.split("-")[0] for p in collect.glob("*.parquet")} == {"i00", "i01"}
     assert json.loads((collect / "manifest.json").read_text())["battles"] == 8

@@ -25,7 +25,7 @@ def runs(tmp_path_factory):
     run("selfplay", "scale=smoke", "generations=2", "run_name=base", f"runs_dir={root}",
         timeout=600)
     run("selfplay", "scale=smoke", "generations=1", "run_name=damped", "damping=dynamic",
-        f"runs_dir={root}", timeout=600)
+        "logger=wandb", f"runs_dir={root}", timeout=600)  # wandb offline: needs no login
     return {p.name.split("-")[0]: p for p in root.iterdir() if p.is_dir()}
 
 
@@ -71,3 +71,26 @@ def test_compare_rates_both_runs_on_one_scale(runs, tmp_path):
     [diff] = doc["statement"]["differences"].values()
     assert diff["ci_low"] <= diff["diff"] <= diff["ci_high"]
     assert _png_size(tmp_path / "cmp" / "compare.png")[0] > 300
+
+
+def test_wandb_runs_per_generation_and_job_in_the_run_folder(runs):
+    """wandb 0.31 has no Python reader for its .wandb files; their records are uncompressed
+    protobufs, so the values that must be there are found in the bytes."""
+    damped = runs["damped"]
+    folders = sorted((damped / "wandb").glob("offline-run-*"))
+    names = {p.name.split("-", 3)[-1] for p in folders}
+    assert names == {f"{damped.name}-gen-{k:03d}-{job}" for k in (0, 1)
+                     for job in ("train", "evaluate")}
+    for folder in folders:
+        [record] = folder.glob("*.wandb")
+        data = record.read_bytes()
+        k = folder.name.split("-gen-")[1][:3]
+        assert f"{damped.name}/gen-{k}".encode() in data  # run name
+        assert damped.name.encode() in data and damped.name.split("-")[-1].encode() in data
+        if folder.name.endswith("train"):  # group, config hash; metrics; checkpoint artifact
+            assert b"train/critic_loss" in data and b"model.safetensors" in data
+        else:
+            assert b"evaluate" in data and b"eval/win_rate/random" in data
+            assert f"elo/gen-{k}".encode() in data
+    metrics = [json.loads(line) for line in (damped / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [0, 1] and "eval/win_rate/random" in metrics[1]
