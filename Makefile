@@ -33,7 +33,7 @@ serve: showdown
 	$(BIN)/python -m deployments.serve --local $(ARGS)
 
 test: showdown
-	$(BIN)/python -m pytest -v tests $(ARGS)
+	$(BIN)/python -m pytest -v --durations=15 tests $(ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit $(ARGS)

@@ -35,7 +35,11 @@ def start_local_server(port: int, home: Path) -> subprocess.Popen:
     """A Prefect server bound to 127.0.0.1, in its own process group."""
     home.mkdir(parents=True, exist_ok=True)
     log = open(home / "server.log", "a")
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # The UI finds the API from these settings, not from --port: without them a server on
+    # another port serves a UI that calls 127.0.0.1:4200 and shows nothing.
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
+           "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
     beside = Path(sys.executable).with_name("prefect")  # the venv's CLI, whatever PATH says
     prefect = str(beside) if beside.exists() else "prefect"
     proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],

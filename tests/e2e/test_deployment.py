@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,9 @@ def test_readme_two_shell_deployment_flow(tmp_path):
             assert time.monotonic() < deadline, "the deployment was not served in time"
             time.sleep(1)
         assert active_profile(home) == "metamon-sp"
+        # The UI calls the API of this server (not the default port 4200).
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=10) as r:
+            assert json.loads(r.read())["api_url"] == f"http://127.0.0.1:{port}/api"
         # The UI's run form: typed parameters, the config groups as choices.
         inspect = subprocess.run(
             [str(ROOT / ".venv/bin/python"), "-c",

@@ -18,18 +18,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_python_m_flow_leaves_the_run_folder(tmp_path):
-    """`python -m flows.selfplay generations=2 scale=smoke run_name=bar runs_dir=DIR`."""
+    """`python -m flows.selfplay generations=1 scale=smoke run_name=bar runs_dir=DIR`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    proc = subprocess.run([sys.executable, "-m", "flows.selfplay", "generations=2", "scale=smoke",
+    proc = subprocess.run([sys.executable, "-m", "flows.selfplay", "generations=1", "scale=smoke",
                            "run_name=bar", f"runs_dir={tmp_path}"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=850)
     assert proc.returncode == 0, proc.stderr[-4000:]
     [run_dir] = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert run_dir.name.startswith("bar-")
-    for k in range(3):
+    for k in range(2):
         assert (run_dir / f"gen-{k:03d}" / "train" / "checkpoint" / "model.safetensors").exists()
         assert (run_dir / f"gen-{k:03d}" / "ratings.md").exists()
     assert (run_dir / "config.json").exists() and "| player | Elo |" in proc.stdout
+    assert "final: gen 1 Elo" in proc.stdout and "Traceback" not in proc.stderr
     assert f"report: {run_dir / 'report' / 'report.md'}" in proc.stdout
 
 
@@ -140,14 +141,16 @@ def test_the_run_folder_is_the_one_source_of_truth(prefect_api, tmp_path):
     from flows.selfplay import selfplay
 
     base = dict(generations=1, scale="smoke", run_name="truth", runs_dir=str(tmp_path),
-                overrides=["eval.opponents=[random]", "eval.battles=4"], return_state=True)
+                overrides=["eval.opponents=[random]", "eval.battles=4", "elo.games_per_pair=0"],
+                return_state=True)
+    more_games = ["eval.opponents=[random]", "eval.battles=8", "elo.games_per_pair=0"]
     first = selfplay(**base)
     assert first.is_completed(), first
     run_dir = Path(first.result()["run_dir"])
     ckpt = run_dir / "gen-001" / "train" / "checkpoint" / "model.safetensors"
     trained_at = ckpt.stat().st_mtime_ns
 
-    more = selfplay(**{**base, "overrides": ["eval.opponents=[random]", "eval.battles=8"]})
+    more = selfplay(**{**base, "overrides": more_games})
     assert more.is_completed() and Path(more.result()["run_dir"]) == run_dir
     states = _states_of(more)
     assert states["train"] == {"Cached"} and states["evaluate"] == {"Completed"}
@@ -157,7 +160,7 @@ def test_the_run_folder_is_the_one_source_of_truth(prefect_api, tmp_path):
     assert "8 battles per opponent" in (run_dir / "report" / "report.md").read_text()
 
     shutil.rmtree(run_dir / "gen-001" / "eval")  # half-deleted: evaluation of gen 1 is gone
-    again = selfplay(**{**base, "overrides": ["eval.opponents=[random]", "eval.battles=8"]})
+    again = selfplay(**{**base, "overrides": more_games})
     assert again.is_completed(), again
     states = _states_of(again)
     assert states["train"] == {"Cached"} and "Completed" in states["evaluate"]

@@ -63,7 +63,8 @@ def test_report_has_every_generation_and_real_plots(runs):
 
 
 def test_compare_rates_both_runs_on_one_scale(runs, tmp_path):
-    out = run("compare", str(runs["base"]), str(runs["damped"]), f"out={tmp_path / 'cmp'}")
+    out = run("compare", str(runs["base"]), str(runs["damped"]), f"out={tmp_path / 'cmp'}",
+              "elo.games_per_pair=2")  # a few cross-run games: the point is one scale
     assert "## Verdict" in out and "damping.name=dynamic" in out
     doc = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     players = {r["player"] for r in doc["ratings"]["ratings"]}

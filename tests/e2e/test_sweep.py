@@ -20,7 +20,7 @@ def test_joblib_multirun_leaves_one_sweep_folder_with_a_table(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     proc = subprocess.run([sys.executable, "-m", "flows.selfplay", "-m", "hydra/launcher=joblib",
                            "scale=smoke", "generations=1", "seed=0,1", f"runs_dir={tmp_path}",
-                           "eval.opponents=[random]"],
+                           "eval.opponents=[random]", "elo.games_per_pair=0"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=850)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]

@@ -146,3 +146,22 @@ def test_policy_cache_is_bounded(tmp_path, monkeypatch):
         policy.shared_policy(tmp_path / f"g{k}", PolicyConfig())
     assert len(policy._POLICIES) == policy.MAX_CACHED_POLICIES
     assert policy.shared_policy(tmp_path / "g0", PolicyConfig()) is not first  # evicted
+
+
+def test_a_configured_prefect_api_that_does_not_answer_is_a_clear_error():
+    from flows.prefect_api import PrefectAPIError, check_api
+    from metamon_sp.showdown.server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api"
+    with pytest.raises(PrefectAPIError, match="does not answer") as e:
+        check_api(url, timeout_s=2)
+    assert url in str(e.value) and "make serve" in str(e.value) and "prefect profile use" in str(e.value)
+
+
+def test_typed_parameters_become_overrides_and_free_overrides_win():
+    from flows.selfplay import compose_overrides
+
+    assert compose_overrides(2, None, scale="smoke", reward=None, seed=0) == [
+        "scale=smoke", "seed=0", "generations=2"]
+    assert compose_overrides(1, ["scale=laptop", "train.steps=5"], scale="smoke", seed=3) == [
+        "seed=3", "scale=laptop", "train.steps=5", "generations=1"]
