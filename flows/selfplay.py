@@ -40,7 +40,8 @@ Model = Literal[config_choices("model")]
 
 
 def task_runner(cfg: Config):
-    """Where collection shards run: local threads or processes, or a Dask cluster."""
+    """Where fanned-out work runs: collection shards, and (processes, Dask) generation 0's
+    matchups, evaluation pairings and tournament pairs; local threads or processes, or Dask."""
     n = cfg.collect.parallel_instances
     if cfg.resolved_runner == "dask":
         from prefect_dask import DaskTaskRunner
