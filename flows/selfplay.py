@@ -25,7 +25,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from metamon_sp import pipeline
 from metamon_sp.config import Config, config_choices, load_config
-from metamon_sp.pipeline import Run, final_result, open_run
+from metamon_sp.pipeline import Run, final_result, open_run, run_dir_for
 from metamon_sp.results import label
 from metamon_sp.runlock import run_lock
 from tasks.common import HOUR, run_slug
@@ -184,13 +184,13 @@ def selfplay(generations: int = 5,
         generations, overrides, scale=scale, experiment=experiment, reward=reward,
         damping=damping, model=model, seed=seed, run_name=run_name, runs_dir=runs_dir))
     cfg = replace(cfg, train=replace(cfg.train, progress=False))  # no tqdm bars in a flow run
-    run = open_run(cfg)
-    run_dir = str(run.dir.resolve())
+    run_dir = str(run_dir_for(cfg).resolve())
     log = get_run_logger()
     log.info("run folder %s (config hash %s, eval hash %s)", run_dir, cfg.hash(),
              cfg.eval_hash())
     timings = {}
-    with run_lock(run_dir, owner=f"flow run {flow_run.id}"):
+    with run_lock(run_dir, owner=f"flow run {flow_run.id}"):  # before writing anything
+        run = open_run(cfg)
         t0 = time.monotonic()
         generation_zero_flow.with_options(task_runner=task_runner(cfg))(cfg, run_dir,
                                                                       init_checkpoint)

@@ -257,8 +257,8 @@ def run_selfplay(cfg: Config, init_checkpoint: str | Path | None = None,
                  show_progress: bool = True) -> Run:
     """Every step of every generation, in order, skipping what is already done (evaluation is
     redone where the evaluation settings changed)."""
-    run = open_run(cfg)
-    with run_lock(run.dir, owner="metamon-sp selfplay"):
+    with run_lock(run_dir_for(cfg), owner="metamon-sp selfplay"):  # before writing anything
+        run = open_run(cfg)
         generation_zero(cfg, run, init_checkpoint, show_progress)
         for k in range(0, cfg.generations + 1):
             if k > 0 and not stage_done(run, "train", k):

@@ -40,3 +40,17 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "is not a dataset folder" in proc.stderr
+
+
+def test_a_run_folder_in_use_is_refused_before_anything_is_written(tmp_path):
+    from metamon_sp.config import load_config
+    from metamon_sp.pipeline import run_dir_for
+    from metamon_sp.runlock import run_lock
+
+    run_dir = run_dir_for(load_config(["scale=smoke", f"runs_dir={tmp_path}"]))
+    with run_lock(run_dir, owner="the first run"):
+        proc = subprocess.run(CLI + ["selfplay", "scale=smoke", f"runs_dir={tmp_path}"],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "is being written by another run" in proc.stderr and "the first run" in proc.stderr
+    assert not (run_dir / "config.json").exists()
