@@ -72,6 +72,10 @@ class Run:
     def config(self) -> dict[str, Any]:
         return json.loads((self.dir / "config.json").read_text())
 
+    def short(self, player: str) -> str:
+        """A player's name within this run: `<run folder>/gen-003` → `gen-003`."""
+        return player.removeprefix(f"{self.dir.name}/")
+
     def info(self, k: int) -> RunInfo:
         """Generation k's place for trackers: `<run>/gen-NNN`, grouped by the run folder."""
         return RunInfo(name=f"{self.dir.name}/gen-{k:03d}", group=self.dir.name, dir=self.dir)
@@ -233,19 +237,17 @@ def rate_generation(cfg: Config, run: Run, k: int) -> Ratings:
 
 def log_evaluation(cfg: Config, run: Run, k: int, ratings: Ratings) -> None:
     """Generation k's win rates and the ratings to `metrics.jsonl` (and wandb: job `evaluate`)."""
-    def short(name: str) -> str:  # `<run folder>/gen-003` → `gen-003`
-        return name.removeprefix(f"{run.dir.name}/")
-
     metrics: dict[str, Any] = {}
     summary_path = run.gen(k) / "eval" / "summary.json"
     if summary_path.exists():
         for name, s in json.loads(summary_path.read_text())["opponents"].items():
             for key in ("win_rate", "ci_low", "ci_high", "valid_action_rate"):
-                metrics[f"eval/{key}/{short(name)}"] = s[key]
+                metrics[f"eval/{key}/{run.short(name)}"] = s[key]
     for r in ratings.to_dict()["ratings"]:
-        metrics[f"elo/{short(r['player'])}"] = r["elo"]
-        metrics[f"elo_ci_low/{short(r['player'])}"] = r["ci_low"]
-        metrics[f"elo_ci_high/{short(r['player'])}"] = r["ci_high"]
+        name = run.short(r["player"])
+        metrics[f"elo/{name}"] = r["elo"]
+        metrics[f"elo_ci_low/{name}"] = r["ci_low"]
+        metrics[f"elo_ci_high/{name}"] = r["ci_high"]
     with MetricsLogger(run.dir / "metrics.jsonl", cfg.logger, run=run.info(k),
                        job_type="evaluate", wandb_mode=cfg.wandb_mode,
                        config={**cfg.to_dict(), "config_hash": cfg.hash(),
@@ -322,5 +324,5 @@ def final_result(run: Run) -> dict[str, Any]:
     summary = run.gen(k) / "eval" / "summary.json"
     if summary.exists():
         for opp, s in json.loads(summary.read_text())["opponents"].items():
-            out[f"win_rate/{opp.removeprefix(run.dir.name + '/')}"] = s["win_rate"]
+            out[f"win_rate/{run.short(opp)}"] = s["win_rate"]
     return out
