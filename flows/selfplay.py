@@ -12,6 +12,7 @@ trusted only while the stage's files exist; the run folder is locked while the f
 
 # No `from __future__ import annotations`: a served deployment loads this module under another
 # name, and Prefect validates flow parameters from the annotations, so they must be real objects.
+import json
 import sys
 import time
 from dataclasses import replace
@@ -25,6 +26,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from metamon_sp import pipeline
 from metamon_sp.config import Config, config_choices, load_config
+from metamon_sp.elo import DELTAS_TITLE, deltas_markdown
 from metamon_sp.pipeline import Run, final_result, open_run, run_dir_for
 from metamon_sp.results import label
 from metamon_sp.runlock import run_lock
@@ -70,10 +72,12 @@ def _publish(run_dir: str, k: int, evaluation: dict[str, Any], ratings: dict[str
         description=f"gen {k} ({evaluation['player']}): win rates with 95% Wilson intervals")
     rows = "\n".join(f"| {r['player']} | {r['elo']:.0f} | [{r['ci_low']:.0f}, {r['ci_high']:.0f}] "
                      f"| {r['games']} |" for r in ratings["ratings"])
+    written = Run(Path(run_dir)).gen(k) / "ratings.json"  # the elo task's file has the deltas
+    deltas = json.loads(written.read_text()).get("deltas", []) if written.exists() else []
     create_markdown_artifact(
         f"## Ratings after generation {k}\n\n| player | Elo | 95% interval | games |\n"
         f"|---|---|---|---|\n{rows}\n\nAnchor: {ratings['anchor']} = {ratings['anchor_elo']:.0f}."
-        f"\n\nReport: `{report}`\n",
+        f"\n\n### {DELTAS_TITLE}\n\n{deltas_markdown(deltas)}\nReport: `{report}`\n",
         key=f"{slug}-gen-{k:03d}-ratings", description=f"Elo after generation {k}; report path")
 
 

@@ -66,8 +66,9 @@ def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True,
         filter_datasets(cfg, datasets, filtered)
     # Damping holds a policy near where its training started: from scratch there is nothing to
     # hold on to, and both arms of a damping study must share the same generation 0.
-    ckpt = train(replace(cfg, damping=DampingConfig()), [filtered], out_dir / "train", init=None,
-                 generation=0, on_progress=on_steps, run=run)
+    tc = replace(cfg.train, steps=bc.train_steps or cfg.train.steps)
+    ckpt = train(replace(cfg, damping=DampingConfig(), train=tc), [filtered], out_dir / "train",
+                 init=None, generation=0, on_progress=on_steps, run=run)
     summary: dict[str, Any] = {"checkpoint": str(ckpt), "collect": summaries}
     atomic.write_json(out_dir / "bootstrap_summary.json", summary)
     return ckpt

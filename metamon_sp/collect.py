@@ -16,12 +16,13 @@ import random
 import secrets
 import threading
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor, wait
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from poke_env.concurrency import POKE_LOOP
@@ -150,24 +151,61 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
 def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int,
                  generation: int = 0, progress: Callable[[int], None] | None = None,
                  teams_for: tuple[TeamSequence, TeamSequence] | None = None,
-                 server: ShowdownServer | None = None) -> InstanceResult:
+                 server: ShowdownServer | None = None,
+                 opponents: Sequence[Matchup] | None = None) -> InstanceResult:
     """Play this instance's share of battles into `out_dir` with its own server.
 
     `teams_for` gives p1's and p2's teams battle by battle (poke-env pairs the k-th challenge
     with the k-th acceptance); by default each side samples from the team set. A running
-    `server` is used (and left running) instead of starting one."""
+    `server` is used (and left running) instead of starting one. `opponents` (an opponent pool)
+    replaces `collect.p2`: p1 plays each matchup's battles in turn, on the same server, each into
+    shards of its own (`i00.vs_<name>-NNNNN.parquet`), so each resumes on its own."""
+    if opponents is None:
+        return _run_matchup(cfg, out_dir, instance, f"i{instance:02d}", n_battles, generation,
+                            progress, teams_for, server)
+    own = ShowdownServer(Path(out_dir) / "logs" / f"showdown-i{instance:02d}.log") \
+        if server is None else None
+    results = []
+    with own or nullcontext(server) as server:
+        for m in opponents:
+            mcfg = replace(cfg, collect=replace(cfg.collect, p2=m.spec, record=m.record))
+            results.append(_run_matchup(mcfg, out_dir, instance, f"i{instance:02d}.vs_{m.name}",
+                                        m.battles, generation, progress, None, server))
+    return InstanceResult(instance, sum(r.battles_played for r in results),
+                          sum(r.play_seconds for r in results),
+                          results[-1].restarts if results else 0,
+                          max((r.server_peak_rss_bytes or 0 for r in results), default=None))
+
+
+@dataclass(frozen=True)
+class Matchup:
+    """One opponent of a pool: its name in shard names, its player spec, battles, whose side is
+    recorded (`both` for self-play, else `p1`, the learner, unless opponents are kept too)."""
+
+    name: str
+    spec: str
+    battles: int
+    record: str = "p1"
+
+
+def _run_matchup(cfg: Config, out_dir: Path | str, instance: int, prefix: str, n_battles: int,
+                 generation: int, progress: Callable[[int], None] | None,
+                 teams_for: tuple[TeamSequence, TeamSequence] | None,
+                 server: ShowdownServer | None) -> InstanceResult:
     out_dir = Path(out_dir)
     c = cfg.collect
     teams = load_team_set(cfg.team_set)
     names = team_index(teams)
     p1_id, p2_id = _player_ids(cfg)
-    writer = ShardWriter(out_dir, prefix=f"i{instance:02d}", extra_meta={
+    writer = ShardWriter(out_dir, prefix=prefix, extra_meta={
         "instance": instance, "p1": p1_id, "p2": p2_id, "format": cfg.format,
         "team_set": cfg.team_set, "generation": generation, "config_hash": dataset_hash(cfg)})
     written = writer.existing_summary()["battles"]
     if written >= n_battles:
         return InstanceResult(instance, 0, 0.0, 0, None)
     seed = cfg.seed * 10_007 + instance
+    if "." in prefix:  # each matchup of a pool draws its own teams
+        seed += zlib.crc32(prefix.encode()) * 7
     random.seed(seed)  # poke-env's baselines draw from the global RNG
     np.random.seed(seed % 2**32)
     samplers = list(teams_for or (TeamSampler(teams, seed * 2), TeamSampler(teams, seed * 2 + 1)))
@@ -214,10 +252,19 @@ def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int
 
 
 def _instance_entry(args: tuple) -> InstanceResult:
-    cfg, out_dir, instance, n, generation, queue = args
+    cfg, out_dir, instance, n, generation, queue, opponents = args
     logging.basicConfig(level=logging.WARNING)
     return run_instance(cfg, out_dir, instance, n, generation,
-                        progress=(lambda k: queue.put(k)) if queue is not None else None)
+                        progress=(lambda k: queue.put(k)) if queue is not None else None,
+                        opponents=opponents)
+
+
+def instance_share(pool: Sequence[Matchup] | None, instance: int, parts: int
+                   ) -> list[Matchup] | None:
+    """An instance's part of each matchup of a pool."""
+    if pool is None:
+        return None
+    return [replace(m, battles=split_battles(m.battles, parts)[instance]) for m in pool]
 
 
 def split_battles(total: int, parts: int) -> list[int]:
@@ -234,25 +281,32 @@ def _check_out_dir(out_dir: Path, cfg: Config) -> None:
                                f"empty folder so nothing already written is mixed or lost.")
 
 
-def prepare_collection(cfg: Config, out_dir: Path | str) -> None:
+def prepare_collection(cfg: Config, out_dir: Path | str,
+                       pool: Sequence[Matchup] | None = None) -> None:
     """Everything that can fail before a battle: players, teams (an illegal team would hang its
     battles), and an output folder holding another config's data."""
     c = cfg.collect
     check_player_spec(c.p1, "collect.p1")
     check_player_spec(c.p2, "collect.p2", allow_self=True)
+    for m in pool or ():
+        check_player_spec(m.spec, f"pool opponent {m.name}", allow_self=True)
     validate_team_set(load_team_set(cfg.team_set), cfg.format)
     _check_out_dir(Path(out_dir), cfg)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
 
 
 def finish_collection(cfg: Config, out_dir: Path | str, results: list[InstanceResult],
-                      seconds: float, generation: int = 0) -> dict[str, Any]:
+                      seconds: float, generation: int = 0,
+                      pool: Sequence[Matchup] | None = None) -> dict[str, Any]:
     """Write the manifest (from the shards) and `collect_summary.json`; return the summary."""
     out_dir = Path(out_dir)
     p1_id, p2_id = _player_ids(cfg)
-    manifest = write_manifest(out_dir, meta={
-        "p1": p1_id, "p2": p2_id, "format": cfg.format, "team_set": cfg.team_set,
-        "record": cfg.collect.record, "generation": generation, "config_hash": dataset_hash(cfg)})
+    meta = {"p1": p1_id, "p2": p2_id, "format": cfg.format, "team_set": cfg.team_set,
+            "record": cfg.collect.record, "generation": generation,
+            "config_hash": dataset_hash(cfg)}
+    if pool is not None:  # who played whom: p1 against each of these (see the shards' meta)
+        meta["pool"] = [asdict(m) for m in pool]
+    manifest = write_manifest(out_dir, meta=meta)
     played = sum(r.battles_played for r in results)
     play_seconds = max((r.play_seconds for r in results), default=0.0)
     summary = {
@@ -268,6 +322,7 @@ def finish_collection(cfg: Config, out_dir: Path | str, results: list[InstanceRe
         "decisions": manifest["steps"],
         "invalid_rate": round(manifest["invalid_actions"] / max(1, manifest["steps"]), 6),
         "truncated": manifest["truncated"],
+        **({"pool": meta["pool"]} if pool is not None else {}),
         "server_restarts": sum(r.restarts for r in results),
         "instances": [asdict(r) for r in results],
     }
@@ -278,28 +333,31 @@ def finish_collection(cfg: Config, out_dir: Path | str, results: list[InstanceRe
 def collect(cfg: Config, out_dir: Path | str, generation: int = 0, show_progress: bool = True,
             teams_for: tuple[TeamSequence, TeamSequence] | None = None,
             server: ShowdownServer | None = None,
-            on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+            on_progress: Callable[[int, int], None] | None = None,
+            pool: Sequence[Matchup] | None = None) -> dict[str, Any]:
     """Play and record `cfg.collect.battles` battles into `out_dir`; return the summary.
     `teams_for` (one instance only) fixes both sides' teams battle by battle; `server` (one
-    instance only) plays on a server the caller keeps running."""
+    instance only) plays on a server the caller keeps running; `pool` replaces `collect.p2` by
+    an opponent pool (its battles are the total)."""
     from tqdm import tqdm
 
     c = cfg.collect
     if (teams_for is not None or server is not None) and c.parallel_instances != 1:
         raise CollectError("fixed team sequences or a shared server need "
                            "collect.parallel_instances=1.")
-    prepare_collection(cfg, out_dir)
-    parts = split_battles(c.battles, c.parallel_instances)
-    bar = _Progress(tqdm(total=c.battles, desc="collect", unit="battle",
+    prepare_collection(cfg, out_dir, pool)
+    total = c.battles if pool is None else sum(m.battles for m in pool)
+    parts = split_battles(total, c.parallel_instances)
+    bar = _Progress(tqdm(total=total, desc="collect", unit="battle",
                          disable=not show_progress, mininterval=1.0), on_progress)
     t0 = time.monotonic()
     if c.parallel_instances == 1:
         results = [run_instance(cfg, out_dir, 0, parts[0], generation, progress=bar.update,
-                                teams_for=teams_for, server=server)]
+                                teams_for=teams_for, server=server, opponents=pool)]
     else:
-        results = _run_parallel(cfg, Path(out_dir), parts, generation, bar)
+        results = _run_parallel(cfg, Path(out_dir), parts, generation, bar, pool)
     bar.close()
-    return finish_collection(cfg, out_dir, results, time.monotonic() - t0, generation)
+    return finish_collection(cfg, out_dir, results, time.monotonic() - t0, generation, pool)
 
 
 class _Progress:
@@ -317,12 +375,13 @@ class _Progress:
         self.bar.close()
 
 
-def _run_parallel(cfg: Config, out_dir: Path, parts: list[int], generation: int, bar: Any
-                  ) -> list[InstanceResult]:
+def _run_parallel(cfg: Config, out_dir: Path, parts: list[int], generation: int, bar: Any,
+                  pool: Sequence[Matchup] | None = None) -> list[InstanceResult]:
     ctx = get_context("spawn")  # poke-env runs a background event loop thread: never fork it
-    with ctx.Manager() as manager, ProcessPoolExecutor(len(parts), mp_context=ctx) as pool:
+    with ctx.Manager() as manager, ProcessPoolExecutor(len(parts), mp_context=ctx) as executor:
         queue = manager.Queue()
-        futures = [pool.submit(_instance_entry, (cfg, out_dir, i, n, generation, queue))
+        futures = [executor.submit(_instance_entry, (cfg, out_dir, i, n, generation, queue,
+                                                     instance_share(pool, i, len(parts))))
                    for i, n in enumerate(parts)]
         pending = set(futures)
         while pending:

@@ -246,11 +246,44 @@ class PolicyConfig:
 
 
 @dataclass
+class PoolConfig:
+    """Who generation k−1 plays to make generation k's data (the league): itself, earlier
+    generations and the baselines, battles shared in proportion to these weights. Its own side
+    is always recorded; the manifest and `pool.json` say who played whom."""
+
+    self_play: float = 1.0
+    """Weight of battles against itself (both sides recorded: both are the learner). With no
+    other opponent yet (generation 1 has no earlier generation), a generation plays itself."""
+    previous: float = 0.0
+    """Weight of battles against earlier generations, shared among the latest `previous_k`."""
+    previous_k: int = 3
+    prioritised: bool = False
+    """Share `previous` by how often each earlier generation beat the current one in the current
+    one's evaluation (prioritised fictitious self-play), not evenly."""
+    baselines: dict[str, float] = field(default_factory=dict)
+    """Weights of heuristic opponents, e.g. {simple_heuristics: 0.25}."""
+    record_opponents: bool = False
+    """Also keep the opponents' side of pool battles as training data."""
+
+    def __post_init__(self) -> None:
+        weights = {"self_play": self.self_play, "previous": self.previous, **{
+            f"baselines.{k}": v for k, v in self.baselines.items()}}
+        for key, w in weights.items():
+            _check(w >= 0, f"pool.{key}", w, ">= 0")
+        _check(self.self_play + self.previous + sum(self.baselines.values()) > 0,
+               "pool.self_play", self.self_play, "> 0, or another pool weight > 0")
+        _check(self.previous_k >= 1, "pool.previous_k", self.previous_k, ">= 1")
+
+
+@dataclass
 class BootstrapConfig:
     """Generation 0: heuristic battles, then the learner from scratch."""
 
     battles: int = 400
     """Total battles, split evenly over the matchups."""
+    train_steps: int = 0
+    """Optimizer steps of generation 0's training from scratch (0: `train.steps`, as every
+    generation's fine-tune)."""
     matchups: list[str] = field(default_factory=lambda: [
         "simple_heuristics:simple_heuristics", "max_base_power:max_base_power",
         "simple_heuristics:max_base_power", "max_base_power:simple_heuristics"])
@@ -258,6 +291,7 @@ class BootstrapConfig:
     def __post_init__(self) -> None:
         _check(self.battles >= len(self.matchups) >= 1, "bootstrap.battles", self.battles,
                ">= the number of bootstrap.matchups")
+        _check(self.train_steps >= 0, "bootstrap.train_steps", self.train_steps, ">= 0")
         for m in self.matchups:
             _check(m.count(":") == 1, "bootstrap.matchups", m, "of the form p1:p2")
 
@@ -274,6 +308,9 @@ class EvalConfig:
     """In a run, also play this many earlier generations (0: none)."""
     reference: str = ""
     """A reference checkpoint for head-to-head (empty: the run's generation 0)."""
+    team_set: str = "gen1ou_eval"
+    """Teams the evaluation and rating games use: by default the held-out split the pipeline never
+    trains on (`team_set` is the training split). A shipped team set by name, or a folder."""
 
     def __post_init__(self) -> None:
         _check(self.battles >= 1, "eval.battles", self.battles, ">= 1")
@@ -317,6 +354,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     elo: EloConfig = field(default_factory=EloConfig)
     generations: int = 2
@@ -325,7 +363,10 @@ class Config:
     runs_dir: str = "runs"
     """A run lives in runs_dir/<run_name>-<config hash>/."""
     mix_previous_generations: int = 0
-    """Train generation k on its own filtered data plus that of this many earlier generations."""
+    """Replay window: train generation k on its own filtered data plus that of this many earlier
+    generations (generation 0's heuristic data included once the window reaches it)."""
+    mix_age_decay: float = 1.0
+    """In the replay window, data j generations old is drawn decay^j as often per decision."""
     runner: str = "auto"
     """Where a flow runs collection shards: threads, processes, or dask (a LocalCluster, or the
     scheduler at `dask_address`); auto: processes when `collect.parallel_instances` > 1 (threads
@@ -343,6 +384,7 @@ class Config:
         _check(self.runner in RUNNERS, "runner", self.runner, f"one of {', '.join(RUNNERS)}")
         _check(self.mix_previous_generations >= 0, "mix_previous_generations",
                self.mix_previous_generations, ">= 0")
+        _check(0 < self.mix_age_decay <= 1, "mix_age_decay", self.mix_age_decay, "in (0, 1]")
         _check(bool(self.run_name) and "/" not in self.run_name, "run_name", self.run_name,
                "a non-empty name without '/'")
         _check(self.wandb_mode in ("offline", "online", "disabled"), "wandb_mode",

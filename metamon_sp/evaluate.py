@@ -1,8 +1,9 @@
 """Evaluate: a player against opponents, fairly.
 
-Each pairing plays N battles as N/2 mirrored team pairs: the same two teams are played once each
-way round, and the player is p1 in the first half and p2 in the second, so neither side keeps a
-team (or seat) advantage. Every game goes to the results table; `summary.json` maps each
+Each pairing plays N battles as N/2 mirrored team pairs from `eval.team_set` (by default the
+held-out split, teams never trained on): the same two teams are played once each way round, and
+the player is p1 in the first half and p2 in the second, so neither side keeps a team (or seat)
+advantage. Every game goes to the results table; `summary.json` names the team set and maps each
 opponent to wins, losses, ties, win rate with its 95% Wilson interval, valid-action rate and
 mean turns.
 """
@@ -21,7 +22,7 @@ from metamon_sp.config import Config
 from metamon_sp.players import check_player_spec
 from metamon_sp.showdown import OnDemandServer, ShowdownServer
 from metamon_sp.results import GAMES, append_games, games_from_dataset, label, pairing_summary, slug
-from metamon_sp.teams import TeamSequence, load_team_set
+from metamon_sp.teams import TeamError, TeamSequence, load_team_set, shared_teams
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ SUMMARY = "summary.json"
 
 
 def team_pairs(cfg: Config, a: str, b: str, n_pairs: int) -> tuple[list[str], list[str]]:
-    """Seeded (team A, team B) pairs for a pairing, the same whoever asks."""
-    teams = load_team_set(cfg.team_set)
+    """Seeded (team A, team B) pairs for a pairing, drawn from `eval.team_set`, the same whoever
+    asks."""
+    teams = load_team_set(cfg.eval.team_set)
     rng = random.Random(f"{cfg.seed}:{'|'.join(sorted((a, b)))}")
     firsts, seconds = [], []
     for _ in range(n_pairs):
@@ -53,14 +55,31 @@ def play_pairing(cfg: Config, a: str, b: str, n: int, out_dir: Path | str,
         if count == 0:
             continue
         data = out_dir / ("a-is-p1" if half == 0 else "a-is-p2")
-        hcfg = replace(cfg, collect=replace(cfg.collect, p1=p1, p2=p2, battles=count,
-                                            record="both", parallel_instances=1))
+        # team_set=eval.team_set: collect validates, and names the games' teams from, that set.
+        hcfg = replace(cfg, team_set=cfg.eval.team_set,
+                       collect=replace(cfg.collect, p1=p1, p2=p2, battles=count, record="both",
+                                       parallel_instances=1))
         # p1 always gets the pair's first team: swapping seats swaps the teams between players.
         collect(hcfg, data, show_progress=show_progress, server=server,
                 teams_for=(TeamSequence(team_a[:count]), TeamSequence(team_b[:count])))
         rows += games_from_dataset(data, a, b, a_side="p1" if half == 0 else "p2",
                                    source=str(data), names=names)
     return rows
+
+
+def warn_if_trained_on(cfg: Config) -> None:
+    """Log a warning when evaluation teams are also training teams (e.g. `eval.team_set=gen1ou`):
+    allowed, but the figures then measure play on teams the agent has seen."""
+    if cfg.eval.team_set == cfg.team_set:
+        log.warning("evaluation plays the training teams (eval.team_set=%s)", cfg.eval.team_set)
+        return
+    try:
+        shared = shared_teams(load_team_set(cfg.eval.team_set), load_team_set(cfg.team_set))
+    except TeamError:  # an unusable training set is not evaluation's concern
+        return
+    if shared:
+        log.warning("%d evaluation team(s) of %s are also in the training set %s: %s", len(shared),
+                    cfg.eval.team_set, cfg.team_set, ", ".join(a for a, _ in shared[:5]))
 
 
 def pairing_dir(out_dir: Path | str, opponent_name: str) -> Path:
@@ -77,8 +96,10 @@ def evaluate(cfg: Config, player: str, opponents: Sequence[str], battles: int,
     for i, opp in enumerate(opponents):
         check_player_spec(opp, f"opponents[{i}]")
     names = names or {}
+    warn_if_trained_on(cfg)
     summary: dict[str, Any] = {"player": names.get(player, label(player)), "player_spec": player,
-                               "battles_per_opponent": battles, "opponents": {}}
+                               "team_set": cfg.eval.team_set, "battles_per_opponent": battles,
+                               "opponents": {}}
     # One server for every pairing, started only if a pairing has games left to play.
     with OnDemandServer(out_dir / "logs" / "showdown.log") as server:
         for opp in opponents:

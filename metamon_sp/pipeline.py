@@ -7,7 +7,7 @@
       gen-NNN/collect/              self-play of gen-(N-1) against itself
       gen-NNN/filtered/             what gen-N trains on
       gen-NNN/train/checkpoint/     gen-N, trained from gen-(N-1) (also its damping reference)
-      gen-NNN/eval/                 games + summary.json + probes.json
+      gen-NNN/eval/                 games + summary.json + probes.json + diagnostics.json
       gen-NNN/ratings.{json,md}     ratings of everything played so far
       tournament/                   games that fill the round robin's budget
       ratings.{json,md}             the latest ratings
@@ -27,11 +27,13 @@ from typing import Any, Callable
 
 from metamon_sp import atomic
 from metamon_sp.bootstrap import bootstrap, matchups
-from metamon_sp.checkpoint import read_meta
+from metamon_sp.checkpoint import load_checkpoint, read_meta
 from metamon_sp.collect import SUMMARY as COLLECT_SUMMARY
-from metamon_sp.collect import InstanceResult, collect, run_instance, split_battles
+from metamon_sp.collect import (InstanceResult, Matchup, collect, finish_collection,
+                                instance_share, prepare_collection, run_instance, split_battles)
 from metamon_sp.config import Config
-from metamon_sp.elo import Ratings, rate_rows
+from metamon_sp.diagnostics import diagnose
+from metamon_sp.elo import DELTAS_TITLE, Ratings, deltas_markdown, generation_deltas, rate_rows
 from metamon_sp.evaluate import evaluate, pairing_dir
 from metamon_sp.filter import filter_datasets
 from metamon_sp.players import CHECKPOINT_PREFIX
@@ -100,7 +102,9 @@ def stage_done(run: Run, stage: str, k: int, instance: int | None = None) -> boo
     stage finished is only as good as these files (an orchestrator must not trust one without)."""
     g = run.gen(k)
     if stage == "collect-shard":
-        return any((g / "collect").glob(f"i{instance or 0:02d}-*.parquet"))
+        prefix = f"i{instance or 0:02d}"  # plain self-play, or any matchup of a pool
+        return any((g / "collect").glob(f"{prefix}-*.parquet")) or \
+            any((g / "collect").glob(f"{prefix}.vs_*-*.parquet"))
     outputs = {
         "gen0-checkpoint": [run.checkpoint(0) / "checkpoint.json"],
         "prepare-collect": [g / "collect"],
@@ -141,9 +145,76 @@ def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
     return replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"))
 
 
+def opponent_pool(cfg: Config, run: Run, k: int) -> list[Matchup] | None:
+    """Generation k's collection matchups from `pool` weights: generation k−1 against itself,
+    earlier generations (latest `pool.previous_k`, evenly or by how often each beat it in its
+    evaluation) and baselines. None when it only plays itself (plain self-play)."""
+    pc = cfg.pool
+    earlier = list(range(max(0, k - 1 - pc.previous_k), k - 1))
+    if pc.previous == 0 or not earlier:
+        earlier = []
+    if not earlier and not any(pc.baselines.values()):
+        return None
+    weights: dict[tuple[str, str], float] = {}
+    if pc.self_play > 0:
+        weights[("self", "self")] = pc.self_play
+    if earlier:
+        share = _prioritised(run, k - 1, earlier) if pc.prioritised else \
+            {j: 1.0 / len(earlier) for j in earlier}
+        for j in earlier:
+            weights[(f"gen_{j:03d}", run.spec(j))] = pc.previous * share[j]
+    for name, w in sorted(pc.baselines.items()):
+        if w > 0:
+            weights[(name, name)] = w
+    total = sum(weights.values())
+    names = list(weights)
+    counts = _apportion(cfg.collect.battles, [weights[n] / total for n in names])
+    record = "both" if pc.record_opponents else "p1"
+    return [Matchup(name, spec, n, "both" if spec == "self" else record)
+            for (name, spec), n in zip(names, counts) if n > 0]
+
+
+def _prioritised(run: Run, current: int, earlier: list[int]) -> dict[int, float]:
+    """Each earlier generation's share ∝ how often it beat `current` in `current`'s evaluation
+    (prioritised fictitious self-play, f(p) = 1 − p), even where it was not played."""
+    summary = run.gen(current) / "eval" / "summary.json"
+    opponents = json.loads(summary.read_text())["opponents"] if summary.exists() else {}
+    loss = {}
+    for j in earlier:
+        s = opponents.get(label(run.spec(j)))
+        loss[j] = 1.0 - s["win_rate"] + 0.05 if s else 0.5  # +0.05: never drop one entirely
+    total = sum(loss.values())
+    return {j: v / total for j, v in loss.items()}
+
+
+def _apportion(total: int, shares: list[float]) -> list[int]:
+    """Integers summing to `total` in proportion to `shares` (largest remainders)."""
+    raw = [total * s for s in shares]
+    counts = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: counts[i] - raw[i])[:total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def prepare_generation_collection(cfg: Config, run: Run, k: int) -> list[Matchup] | None:
+    """Check players, teams and folder, and record the pool (`collect/pool.json`): the pool of a
+    generation is fixed once its collection starts, so a resumed collection plays the same."""
+    path = run.gen(k) / "collect" / "pool.json"
+    if path.exists():
+        pool = [Matchup(**m) for m in json.loads(path.read_text())] or None
+    else:
+        pool = opponent_pool(cfg, run, k)
+    prepare_collection(selfplay_config(cfg, run, k), run.gen(k) / "collect", pool)
+    if not path.exists():
+        atomic.write_json(path, [asdict(m) for m in pool or ()])
+    return pool
+
+
 def collect_generation(cfg: Config, run: Run, k: int, show_progress: bool = True) -> Path:
     data = run.gen(k) / "collect"
-    collect(selfplay_config(cfg, run, k), data, generation=k, show_progress=show_progress)
+    pool = prepare_generation_collection(cfg, run, k)
+    collect(selfplay_config(cfg, run, k), data, generation=k, show_progress=show_progress,
+            pool=pool)
     return data
 
 
@@ -152,8 +223,17 @@ def collect_shard(cfg: Config, run: Run, k: int, instance: int,
     """One of `collect.parallel_instances` shards of generation k's collection, on its own
     server: what a distributed task runner fans out (prepare first, finish after)."""
     ccfg = selfplay_config(cfg, run, k)
-    n = split_battles(ccfg.collect.battles, ccfg.collect.parallel_instances)[instance]
-    return run_instance(ccfg, run.gen(k) / "collect", instance, n, generation=k, progress=progress)
+    pool = prepare_generation_collection(cfg, run, k)
+    parts = ccfg.collect.parallel_instances
+    n = split_battles(ccfg.collect.battles, parts)[instance]
+    return run_instance(ccfg, run.gen(k) / "collect", instance, n, generation=k, progress=progress,
+                        opponents=instance_share(pool, instance, parts))
+
+
+def finish_generation_collection(cfg: Config, run: Run, k: int, results: list[InstanceResult],
+                                 seconds: float) -> dict[str, Any]:
+    return finish_collection(selfplay_config(cfg, run, k), run.gen(k) / "collect", results,
+                             seconds, generation=k, pool=prepare_generation_collection(cfg, run, k))
 
 
 def filter_generation(cfg: Config, run: Run, k: int) -> Path:
@@ -163,17 +243,27 @@ def filter_generation(cfg: Config, run: Run, k: int) -> Path:
     return out
 
 
-def training_data(cfg: Config, run: Run, k: int) -> list[Path]:
-    earliest = max(1, k - cfg.mix_previous_generations)
-    return [run.gen(j) / "filtered" for j in range(k, earliest - 1, -1)]
+def training_data(cfg: Config, run: Run, k: int) -> tuple[list[Path], list[float]]:
+    """The replay window: generation k's filtered data and that of the
+    `mix_previous_generations` before it (generation 0's heuristic data when the window reaches
+    it and it was bootstrapped here), newest first, with weights decaying by age."""
+    earliest = max(0, k - cfg.mix_previous_generations)
+    dirs, weights = [], []
+    for j in range(k, earliest - 1, -1):
+        d = run.gen(j) / "filtered"
+        if j == 0 and not (d / MANIFEST).exists():
+            continue  # an adopted generation 0 has no data of its own
+        dirs.append(d)
+        weights.append(cfg.mix_age_decay ** (k - j))
+    return dirs, weights
 
 
 def train_generation(cfg: Config, run: Run, k: int,
                      on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Fine-tune generation k-1 into generation k; k-1 is also its damping reference."""
-    return train(cfg, training_data(cfg, run, k), run.gen(k) / "train",
-                 init=run.checkpoint(k - 1), generation=k, on_progress=on_progress,
-                 run=run.info(k))
+    dirs, weights = training_data(cfg, run, k)
+    return train(cfg, dirs, run.gen(k) / "train", init=run.checkpoint(k - 1), generation=k,
+                 on_progress=on_progress, run=run.info(k), weights=weights)
 
 
 # ----------------------------------------------------------------------------- yardsticks
@@ -200,7 +290,18 @@ def evaluate_generation(cfg: Config, run: Run, k: int, show_progress: bool = Tru
     atomic.write_json(out / "summary.json", summary)
     probes = behaviour_probes(player_trajectories(out))
     atomic.write_json(out / "probes.json", probes)
+    atomic.write_json(out / "diagnostics.json", diagnose_generation(run, k))
     return summary
+
+
+def diagnose_generation(run: Run, k: int) -> dict[str, Any]:
+    """Generation k's learner diagnostics on games it never trained on: its own evaluation
+    games, and (`parent`) its parent's, i.e. how often it now chooses what generation k−1 did."""
+    model, _ = load_checkpoint(run.checkpoint(k))
+    out = {"own_games": diagnose(model, player_trajectories(run.gen(k) / "eval"))}
+    if k > 0 and (run.gen(k - 1) / "eval" / "games").exists():
+        out["parent_games"] = diagnose(model, player_trajectories(run.gen(k - 1) / "eval"))
+    return out
 
 
 def player_trajectories(eval_dir: Path):
@@ -227,12 +328,19 @@ def rate_generation(cfg: Config, run: Run, k: int) -> Ratings:
     ratings = rate_rows(read_games([run.dir]), anchor=cfg.elo.anchor,
                         anchor_elo=cfg.elo.anchor_elo, bootstrap=cfg.elo.bootstrap, seed=cfg.seed,
                         prior_sigma=cfg.elo.prior_sigma)
+    deltas = run_deltas(run, k, ratings)
     for folder in (run.gen(k), run.dir):
         atomic.write_json(folder / "ratings.json", {"generation": k, "eval_hash": cfg.eval_hash(),
-                                                    **ratings.to_dict()})
-        atomic.write_text(folder / "ratings.md", ratings.markdown())
+                                                    **ratings.to_dict(), "deltas": deltas})
+        atomic.write_text(folder / "ratings.md", f"{ratings.markdown()}\n### {DELTAS_TITLE}\n\n"
+                                                 f"{deltas_markdown(deltas)}")
     log_evaluation(cfg, run, k, ratings)
     return ratings
+
+
+def run_deltas(run: Run, k: int, ratings: Ratings) -> list[dict[str, Any]]:
+    """Generations 1..k: Elo less the previous generation's and less gen 0's, paired intervals."""
+    return generation_deltas(ratings, [label(run.spec(j)) for j in range(k + 1)])
 
 
 def log_evaluation(cfg: Config, run: Run, k: int, ratings: Ratings) -> None:
@@ -248,6 +356,14 @@ def log_evaluation(cfg: Config, run: Run, k: int, ratings: Ratings) -> None:
         metrics[f"elo/{name}"] = r["elo"]
         metrics[f"elo_ci_low/{name}"] = r["ci_low"]
         metrics[f"elo_ci_high/{name}"] = r["ci_high"]
+    for d in run_deltas(run, k, ratings):
+        name = run.short(d["player"])
+        for key, vs in (("prev", "vs_previous"), ("gen0", "vs_gen0")):
+            if d[vs] is not None:
+                lo, hi = d[f"{vs}_ci"]
+                metrics.update({f"elo_delta_{key}/{name}": d[vs],
+                                f"elo_delta_{key}_ci_low/{name}": lo,
+                                f"elo_delta_{key}_ci_high/{name}": hi})
     with MetricsLogger(run.dir / "metrics.jsonl", cfg.logger, run=run.info(k),
                        job_type="evaluate", wandb_mode=cfg.wandb_mode,
                        config={**cfg.to_dict(), "config_hash": cfg.hash(),
@@ -313,7 +429,8 @@ def tournament_jobs(cfg: Config, run: Run, k: int) -> list[Pairing]:
 
 
 def final_result(run: Run) -> dict[str, Any]:
-    """The last rated generation: its Elo with the 95% interval and its win rates (what a sweep
+    """The last rated generation: its Elo with the 95% interval, its paired Elo differences from
+    gen 0 and from the previous generation (with intervals), and its win rates (what a sweep
     table shows and a sweeper optimises)."""
     ratings = json.loads((run.dir / "ratings.json").read_text())
     k = int(ratings["generation"])
@@ -321,6 +438,11 @@ def final_result(run: Run) -> dict[str, Any]:
     [mine] = [r for r in ratings["ratings"] if r["player"] == name]
     out: dict[str, Any] = {"generation": k, "elo": mine["elo"], "elo_ci_low": mine["ci_low"],
                            "elo_ci_high": mine["ci_high"]}
+    for d in [d for d in ratings.get("deltas", []) if d["player"] == name]:
+        for key, vs in (("gen0", "vs_gen0"), ("prev", "vs_previous")):
+            lo, hi = d[f"{vs}_ci"] or (None, None)
+            out.update({f"elo_delta_{key}": d[vs], f"elo_delta_{key}_ci_low": lo,
+                        f"elo_delta_{key}_ci_high": hi})
     summary = run.gen(k) / "eval" / "summary.json"
     if summary.exists():
         for opp, s in json.loads(summary.read_text())["opponents"].items():

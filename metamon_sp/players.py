@@ -99,11 +99,16 @@ class RecordingMixin:
                     elif msg[2].startswith("[Unavailable choice]"):
                         rec.unavailable += 1
                         self._drop_last_step(rec)  # the server will send a new request
+                        self._forget_last_turn(tag)
                     else:
                         rec.errors.append(msg[2])
                 elif len(msg) > 1 and msg[1] == "bigerror":
                     rec.errors.append("|".join(msg[2:]))
         await super()._handle_battle_message(split_messages)  # type: ignore[misc]
+
+    def _forget_last_turn(self, battle_tag: str) -> None:
+        """The last decision was refused and will be asked again with a new request: whatever
+        keeps a history besides the record drops it too (see PolicyPlayer)."""
 
     @staticmethod
     def _drop_last_step(rec: _BattleRecord) -> None:
@@ -205,6 +210,10 @@ class PolicyPlayer(RecordingMixin, Player):
     def choose_action(self, battle: Battle, obs: Observation) -> Awaitable[int]:
         rqid = (battle.last_request or {}).get("rqid")
         return self.policy.decide((self.username, battle.battle_tag), obs, rqid)
+
+    def _forget_last_turn(self, battle_tag: str) -> None:
+        # live play must see the same history as the stored trajectory, which drops the turn
+        self.policy.drop_last((self.username, battle_tag))
 
     def _battle_finished_callback(self, battle: Battle) -> None:
         self.policy.forget((self.username, battle.battle_tag))

@@ -69,6 +69,14 @@ class Policy:
         if len(h.num) > self.context:
             del h.num[0], h.cat[0]
 
+    def drop_last(self, key: tuple[str, str]) -> None:
+        """Remove the last turn of a battle's history (its choice was refused as unavailable)."""
+        h = self._histories.get(key)
+        if h is not None and h.num:
+            h.num.pop()
+            h.cat.pop()
+            h.rqid = None
+
     def forget(self, key: tuple[str, str]) -> None:
         self._histories.pop(key, None)
 

@@ -1,12 +1,14 @@
 """Run reports: Markdown + PNG plots answering "does each generation get stronger?".
 
-    metamon-sp report RUN_DIR   →   RUN_DIR/report/{report.md, elo.png, winrates.png,
+    metamon-sp report RUN_DIR   →   RUN_DIR/report/{report.md, elo.png, deltas.png, winrates.png,
                                                     reference.png, training.png}
 
-Elo by generation with intervals; win rate against each baseline by generation; head-to-head
-against the reference checkpoint (beating heuristics is not enough: a fine-tune can beat every
-heuristic and still lose to its own base model); entropy, KL and learning-rate curves; and the
-behaviour probes by generation.
+Elo by generation with intervals, and each generation's paired Elo difference from the previous
+one and from gen 0 (intervals from resampled mirrored team pairs: far narrower than those of the
+absolute ratings, whose anchor's noise they share); win rate against each baseline by generation;
+head-to-head against the reference checkpoint (beating heuristics is not enough: a fine-tune can
+beat every heuristic and still lose to its own base model); entropy, KL and learning-rate curves;
+and the behaviour probes by generation.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from metamon_sp import atomic
+from metamon_sp.elo import DELTAS_TITLE, deltas_markdown
 from metamon_sp.pipeline import Run
 from metamon_sp.results import label
 from metamon_sp.tracking import read_metrics
@@ -57,6 +60,7 @@ def collect_run(run_dir: Path | str) -> dict[str, Any]:
         "ratings_doc": ratings,
         "evals": {k: _read(run.gen(k) / "eval" / "summary.json") for k in gens},
         "probes": {k: _read(run.gen(k) / "eval" / "probes.json") for k in gens},
+        "diagnostics": {k: _read(run.gen(k) / "eval" / "diagnostics.json") for k in gens},
         "metrics": {k: read_metrics(run.gen(k) / "train" / "metrics.jsonl")
                     if (run.gen(k) / "train" / "metrics.jsonl").exists() else [] for k in gens},
         "config": _read(run.dir / "config.json") or {},
@@ -79,6 +83,33 @@ def plot_elo(d: dict[str, Any], path: Path, baselines: list[str]) -> None:
     ax.set_ylabel("Elo (95% bootstrap interval)")
     ax.set_xticks(d["gens"])
     ax.set_title("Elo by generation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_deltas(d: dict[str, Any], path: Path) -> None:
+    """Per generation k ≥ 1: Elo(k) − Elo(k−1) and Elo(k) − Elo(0), paired 95% intervals."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    gen_of = {name: k for k, name in d["names"].items()}
+    rows = [(gen_of[r["player"]], r) for r in d["ratings_doc"].get("deltas", [])
+            if r["player"] in gen_of]
+    for key, shift, title in (("vs_previous", -0.08, "Δ vs previous generation"),
+                              ("vs_gen0", 0.08, "Δ vs gen 0")):
+        pts = [(k, r[key], r[f"{key}_ci"]) for k, r in rows if r[key] is not None]
+        if pts:  # a percentile interval need not hold the point; matplotlib wants yerr ≥ 0
+            ax.errorbar([k + shift for k, _, _ in pts], [y for _, y, _ in pts],
+                        yerr=[[max(0.0, y - ci[0]) for _, y, ci in pts],
+                              [max(0.0, ci[1] - y) for _, y, ci in pts]],
+                        marker="o", ls="none", capsize=4, label=title)
+    ax.axhline(0, color="grey", lw=1)
+    ax.set_xticks(d["gens"])
+    ax.set_xlabel("generation")
+    ax.set_ylabel("Elo difference (paired 95% interval)")
+    ax.set_title("Paired Elo differences by generation")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -148,6 +179,7 @@ def build_report(run_dir: Path | str, baselines: list[str] | None = None) -> Pat
     reference = label(f"checkpoint:{cfg['eval']['reference']}") if cfg.get("eval", {}).get(
         "reference") else d["names"][d["gens"][0]]
     plot_elo(d, out / "elo.png", baselines)
+    plot_deltas(d, out / "deltas.png")
     plot_winrates(d, out / "winrates.png", baselines, "win rate against the baselines")
     plot_winrates(d, out / "reference.png", [reference],
                   f"head-to-head against the reference ({reference})")
@@ -186,6 +218,8 @@ def build_report(run_dir: Path | str, baselines: list[str] | None = None) -> Pat
                      f"{_pct(min(valid) if valid else None)} |")
     lines += ["", "![Elo by generation](elo.png)", "", "![win rates](winrates.png)", "",
               "![head-to-head against the reference](reference.png)", "",
+              f"## {DELTAS_TITLE}", "", deltas_markdown(d["ratings_doc"].get("deltas", [])),
+              "![paired Elo differences](deltas.png)", "",
               "## Ratings (all players)", "",
               d["ratings_doc"].get("markdown") or _ratings_md(d["ratings_doc"]), "",
               "## Behaviour probes", "",
@@ -203,9 +237,40 @@ def build_report(run_dir: Path | str, baselines: list[str] | None = None) -> Pat
                      f"{_pct(p['won']['status_rate'])} | {_pct(p['all']['switch_rate'])} | "
                      f"{p['move_diversity']['distinct_moves']} | "
                      f"{p['move_diversity']['entropy_bits']} |")
+    lines += diagnostics_table(d)
     lines += ["", "## Training curves", "", "![training curves](training.png)", ""]
     atomic.write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"
+
+
+def diagnostics_table(d: dict[str, Any]) -> list[str]:
+    """The learner diagnostics by generation (metamon_sp/diagnostics.py), on held-out games."""
+    rows = [(k, d["diagnostics"].get(k)) for k in d["gens"] if d["diagnostics"].get(k)]
+    if not rows:
+        return []
+    buckets = list(rows[0][1]["own_games"].get("value_auc_by_turn", {}))
+    lines = ["", "## Learner diagnostics", "",
+             "On each generation's own evaluation games (held-out teams, never trained on): AUC of "
+             "the critic's V(s) for the battle's outcome, overall and by decision index; share of "
+             "decisions with positive advantage; policy entropy; share of greedy choices equal to "
+             "the action played; and, on the parent's evaluation games, how often it chooses what "
+             "its parent chose.", "",
+             "| generation | value AUC | " + " | ".join(f"AUC {b}" for b in buckets)
+             + " | A > 0 | entropy | agreement (own) | agreement (parent) |",
+             "|---|---|" + "---|" * len(buckets) + "---|---|---|---|"]
+    for k, diag in rows:
+        own = diag["own_games"]
+        by_turn = own.get("value_auc_by_turn", {})
+        parent = diag.get("parent_games", {}).get("agreement")
+        lines.append(f"| {d['names'][k]} | {_num(own.get('value_auc'))} | "
+                     + " | ".join(_num(by_turn.get(b, {}).get("auc")) for b in buckets)
+                     + f" | {_pct(own.get('adv_positive_frac'))} | {_num(own.get('entropy'))} | "
+                     f"{_pct(own.get('agreement'))} | {_pct(parent)} |")
+    return lines
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
 
 
 def _ratings_md(doc: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 One optimizer step on a batch of windows of turns (B windows × L turns):
     critic  TD: Q_c,g(s_t, a_t) → r_t + γ_g (1 − done_t) Σ_a π(a|s_{t+1}) min_c Q̄_c,g(s_{t+1}, a)
+            (Q̄: the target network, a Polyak copy of trunk and critics)
     actor   advantage-filtered BC: −w(A) log π(a_t|s_t), A = Q(s_t,a_t) − Σ_a π(a|s_t) Q(s_t,a)
             (+ pi_coef · −E_π Q)  (+ β_t KL(π ‖ π_ref) − α_t H(π) with damping)
 Everything over legal actions only, padding masked out. After the step, KL(π_after ‖ π_before) on
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,6 +58,36 @@ def policy_log_probs(logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Te
     return logp, logp.masked_fill(~mask, 0.0)
 
 
+def td_targets(q_next: torch.Tensor, pi_next: torch.Tensor, batch: Batch, gammas: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-step TD targets and where they exist.
+
+        y_t = r_t + γ (1 − done_t) Σ_a π(a|s_{t+1}) Q̄(s_{t+1}, a)
+
+    r_t is the reward of the decision a_t taken at s_t; q_next (B, L-1, G, A) and pi_next
+    (B, L-1, A) are the target Q and the policy at positions 1..L-1. A decision has a target
+    when its battle ended there (done) or its next turn is in the window; a truncated battle's
+    last decision (`cut`) has neither. Returns y (B, L, G) and the mask (B, L) bool."""
+    B, _, G, _ = q_next.shape
+    legal_next = batch.mask[:, 1:, None, :]
+    v_next = (pi_next[:, :, None, :] * q_next.masked_fill(~legal_next, 0.0)).sum(-1)  # (B, L-1, G)
+    v_next = torch.cat([v_next, v_next.new_zeros(B, 1, G)], dim=1)                   # (B, L, G)
+    r, done = batch.rewards[..., None], batch.dones[..., None]
+    y = r + gammas * (1.0 - done) * v_next
+    has_next = torch.cat([batch.valid[:, 1:], batch.valid.new_zeros(B, 1)], dim=1)
+    mask = batch.valid & ~batch.cut & (batch.dones.bool() | has_next)
+    return y, mask
+
+
+def advantage_weights(adv: torch.Tensor, tc: TrainConfig) -> torch.Tensor:
+    """How much each decision counts in the behaviour-cloning term, from its advantage."""
+    if tc.actor_filter == "binary":
+        return (adv > 0).float()
+    if tc.actor_filter == "exp":
+        return torch.exp(adv / tc.exp_beta).clamp(max=tc.exp_max_weight)
+    return torch.ones_like(adv)
+
+
 @dataclass
 class StepOutput:
     loss: torch.Tensor
@@ -74,33 +106,21 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
     q = model.critics(h)                                         # (B, L, C, G, A)
     B, L, C, G, A = q.shape
 
-    # ---- critic: TD targets from the target critics at the window's next turn
+    # ---- critic: TD targets from the target network at the window's next turn
     with torch.no_grad():
-        q_next = model.target_critics(h[:, 1:].detach())                     # (B, L-1, C, G, A)
+        q_next = model.target_q(batch.num, batch.cat)[:, 1:]                  # (B, L-1, C, G, A)
         if C > 2:  # the min of two target critics, drawn at random from the ensemble
             q_next = q_next[:, :, torch.randperm(C)[:2].to(q_next.device)]
-        q_next = q_next.min(dim=2).values                                    # (B, L-1, G, A)
-        q_next = q_next.masked_fill(~mask[:, 1:, None, :], 0.0)
-        v_next = (probs[:, 1:, None, :].detach() * q_next).sum(-1)           # (B, L-1, G)
-        v_next = torch.cat([v_next, v_next.new_zeros(B, 1, G)], dim=1)       # (B, L, G)
-        r, done = batch.rewards[..., None], batch.dones[..., None]           # (B, L, 1)
-        y = r + gammas * (1.0 - done) * v_next                               # (B, L, G)
-        has_next = torch.cat([batch.valid[:, 1:], batch.valid.new_zeros(B, 1)], dim=1)
-        td_mask = (batch.valid & (batch.dones.bool() | has_next)).float()    # (B, L)
+        y, td_mask = td_targets(q_next.min(dim=2).values, probs[:, 1:].detach(), batch, gammas)
     q_taken = q.gather(-1, a[:, :, None, None, None].expand(B, L, C, G, 1)).squeeze(-1)
     td_err = (q_taken - y[:, :, None, :]) ** 2                               # (B, L, C, G)
-    critic_loss = _masked_mean(td_err.mean(dim=(2, 3)), td_mask)
+    critic_loss = _masked_mean(td_err.mean(dim=(2, 3)), td_mask.float())
 
     # ---- actor: advantage-filtered behaviour cloning (+ policy improvement)
     q_pi = q[:, :, :, 0, :].min(dim=2).values.detach().masked_fill(~mask, 0.0)  # (B, L, A)
     v = (probs.detach() * q_pi).sum(-1)                                          # (B, L)
     adv = q_pi.gather(-1, a[..., None]).squeeze(-1) - v                          # (B, L)
-    if tc.actor_filter == "binary":
-        weight = (adv > 0).float()
-    elif tc.actor_filter == "exp":
-        weight = torch.exp(adv / tc.exp_beta).clamp(max=tc.exp_max_weight)
-    else:
-        weight = torch.ones_like(adv)
+    weight = advantage_weights(adv, tc)
     logp_a = logp0.gather(-1, a[..., None]).squeeze(-1)                          # (B, L)
     bc_loss = -_masked_mean(weight * logp_a, valid)
     pi_loss = -_masked_mean((probs * q_pi).sum(-1), valid)
@@ -146,21 +166,22 @@ def total_steps(tc: TrainConfig, data: OfflineData, context: int) -> int:
 def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
           init: Path | str | None = None, generation: int = 0,
           on_progress: Callable[[int, int], None] | None = None,
-          run: RunInfo | None = None) -> Path:
+          run: RunInfo | None = None, weights: Sequence[float] | None = None) -> Path:
     """Train from `init` (or from scratch) on `data_dirs`; returns the checkpoint folder.
 
     Re-running into the same `out_dir` with the same config resumes from its checkpoint.
+    `weights` (one per data folder) scale how often each folder's decisions are drawn.
     `on_progress(step, steps)` is called about every 5% of the steps."""
     tc, mc, dc = cfg.train, cfg.model, cfg.damping
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_DIR
     device = resolve_device(tc.device)
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
+    # Always set: playing a checkpoint earlier in this process set torch to one thread.
+    torch.set_num_threads(tc.threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 
-    data = OfflineData(data_dirs, build_reward(cfg.reward), tc.reward_scale)
+    data = OfflineData(data_dirs, build_reward(cfg.reward), tc.reward_scale, weights)
     steps = total_steps(tc, data, mc.context)
     model = PolicyModel(mc)
     parent = None
@@ -168,6 +189,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
         start_model, _ = load_checkpoint(init, expected=mc)
         model.load_state_dict(start_model.state_dict())
         parent = str(Path(init).resolve())
+    else:  # from scratch: the input scales come from this data, and stay with every descendant
+        model.set_num_stats(*data.num_stats())
     model.to(device)
     ref = copy.deepcopy(model).requires_grad_(False).eval()  # π_ref: where this training started
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,

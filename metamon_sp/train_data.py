@@ -2,6 +2,13 @@
 
 Rewards are computed here, at load time, from the stored per-turn facts with the configured
 reward (times `train.reward_scale`), so one dataset serves every reward function.
+
+Windows are drawn so that every decision is equally likely to be trained on, wherever it lies in
+its battle: a window's start s is uniform over [−(L−1), n−1] for a trajectory of n decisions
+(trajectories drawn in proportion to n+L−1), and the decisions [max(s, 0), s+L) ∩ [0, n) are
+placed from the window's first position (right-padded). Each decision is then covered by exactly
+L windows, the battle's last one (the only one with the win/loss under `reward=binary`) included;
+a window that starts before the battle is just the battle's first turns, as in live play.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ class Batch:
     mask: torch.Tensor     # (B, L, A) bool: legal actions (all True on padding, never used)
     actions: torch.Tensor  # (B, L) int64
     rewards: torch.Tensor  # (B, L) float32
-    dones: torch.Tensor    # (B, L) float32: 1 at a trajectory's last decision
+    dones: torch.Tensor    # (B, L) float32: 1 at a finished battle's last decision
     valid: torch.Tensor    # (B, L) bool: inside the trajectory
+    cut: torch.Tensor      # (B, L) bool: a truncated battle's last decision (no next state, not
+                           # terminal: it gets no TD target; the decision before bootstraps off it)
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(**{k: getattr(self, k).to(device, non_blocking=True)
@@ -37,10 +46,18 @@ class Batch:
 
 
 class OfflineData:
-    def __init__(self, data_dirs: Sequence[Path | str], reward: ShapedReward, reward_scale: float):
-        nums, cats, masks, acts, rews, dones, lengths = [], [], [], [], [], [], []
+    """Every decision of `data_dirs`, flat. `weights` (one per folder, default 1) scales how
+    often that folder's decisions are drawn: a replay window can favour recent generations."""
+
+    def __init__(self, data_dirs: Sequence[Path | str], reward: ShapedReward, reward_scale: float,
+                 weights: Sequence[float] | None = None):
+        nums, cats, masks, acts, rews, dones, cuts, lengths, traj_w = [], [], [], [], [], [], [], [], []
         self.sources = [str(d) for d in data_dirs]
-        for d in data_dirs:
+        weights = [1.0] * len(self.sources) if weights is None else list(weights)
+        if len(weights) != len(self.sources) or min(weights, default=1.0) <= 0:
+            raise TrainDataError(f"weights {weights} must be positive, one per data folder "
+                                 f"({len(self.sources)}).")
+        for d, w in zip(data_dirs, weights):
             for t in Dataset(d):
                 if t.steps == 0:
                     continue
@@ -48,11 +65,16 @@ class OfflineData:
                 cats.append(t.obs_cat)
                 masks.append(t.masks)
                 acts.append(t.actions.astype(np.int64))
-                rews.append(reward(t.facts, t.outcome) * reward_scale)
-                done = np.zeros(t.steps, np.float32)
-                done[-1] = 1.0  # the battle ended (truncated battles are filtered out upstream)
+                # A truncated battle was cut short (a forfeit by timeout): its recorded outcome
+                # says nothing about play, and its last decision has no successor to learn from.
+                outcome = 0 if t.truncated else t.outcome
+                rews.append(reward(t.facts, outcome) * reward_scale)
+                done, cut = np.zeros(t.steps, np.float32), np.zeros(t.steps, bool)
+                (cut if t.truncated else done)[-1] = 1
                 dones.append(done)
+                cuts.append(cut)
                 lengths.append(t.steps)
+                traj_w.append(w)
         if not lengths:
             raise TrainDataError(f"no decisions to train on in {', '.join(self.sources)}.")
         self.num = np.concatenate(nums)
@@ -61,7 +83,9 @@ class OfflineData:
         self.actions = np.concatenate(acts)
         self.rewards = np.concatenate(rews).astype(np.float32)
         self.dones = np.concatenate(dones)
+        self.cuts = np.concatenate(cuts)
         self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.traj_weights = np.asarray(traj_w, dtype=np.float64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         if not self.mask[np.arange(len(self.actions)), self.actions].all():
             raise TrainDataError("a recorded action is illegal under its own mask; the data is "
@@ -75,14 +99,24 @@ class OfflineData:
     def n_trajectories(self) -> int:
         return len(self.lengths)
 
+    def num_stats(self, min_std: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature mean and std of the numeric observations (std floored at `min_std`, so a
+        rare flag cannot become a huge input): the model's fixed input normalisation."""
+        mean = self.num.mean(axis=0, dtype=np.float64)
+        std = np.maximum(self.num.std(axis=0, dtype=np.float64), min_std)
+        return mean.astype(np.float32), std.astype(np.float32)
+
     def sample(self, batch_size: int, context: int, rng: np.random.Generator) -> Batch:
-        """Windows of `context` turns: trajectories drawn in proportion to their length, the
-        window start uniform over positions that keep it full (or 0 for short ones)."""
-        traj = rng.choice(len(self.lengths), size=batch_size, p=self.lengths / self.lengths.sum())
+        """Windows of `context` turns, every decision equally likely (see the module's doc)."""
+        span = self.lengths + context - 1  # window starts per trajectory
+        p = span * self.traj_weights
+        traj = rng.choice(len(self.lengths), size=batch_size, p=p / p.sum())
         lengths = self.lengths[traj]
-        offset = rng.integers(0, np.maximum(lengths - context, 0) + 1)
-        pos = offset[:, None] + np.arange(context)[None, :]  # (B, L) position in trajectory
-        valid = pos < lengths[:, None]
+        start = rng.integers(0, span[traj]) - (context - 1)  # in [-(L-1), n-1]
+        first = np.maximum(start, 0)
+        count = np.minimum(start + context, lengths) - first  # decisions in the window, >= 1
+        pos = first[:, None] + np.arange(context)[None, :]  # (B, L) position in trajectory
+        valid = np.arange(context)[None, :] < count[:, None]
         idx = self.starts[traj][:, None] + np.minimum(pos, lengths[:, None] - 1)  # (B, L)
         mask = self.mask[idx]
         mask[~valid] = True
@@ -94,4 +128,5 @@ class OfflineData:
             rewards=torch.from_numpy(np.where(valid, self.rewards[idx], 0.0).astype(np.float32)),
             dones=torch.from_numpy(np.where(valid, self.dones[idx], 0.0).astype(np.float32)),
             valid=torch.from_numpy(valid),
+            cut=torch.from_numpy(valid & self.cuts[idx]),
         )

@@ -12,8 +12,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from metamon_sp import pipeline
-from metamon_sp.collect import (InstanceResult, finish_collection, prepare_collection,
-                                run_instance)
+from metamon_sp.collect import InstanceResult, prepare_collection, run_instance
 from metamon_sp.config import Config
 from metamon_sp.evaluate import play_pairing
 from metamon_sp.report import build_report
@@ -44,9 +43,11 @@ def generation_zero(cfg: Config, run_dir: str, init_checkpoint: str | None = Non
 @task(name="prepare-collect", **cached("prepare-collect"))
 def prepare_collect(cfg: Config, run_dir: str, k: int) -> str:
     run = run_of(run_dir)
-    data = run.gen(k) / "collect"
-    prepare_collection(pipeline.selfplay_config(cfg, run, k), data)
-    return str(data)
+    pool = pipeline.prepare_generation_collection(cfg, run, k)
+    if pool:
+        get_run_logger().info("gen %d opponent pool: %s", k,
+                              ", ".join(f"{m.name} {m.battles}" for m in pool))
+    return str(run.gen(k) / "collect")
 
 
 @task(name="collect-shard", task_run_name="collect-gen-{k}-shard-{instance}",
@@ -71,9 +72,8 @@ def collect_shard(cfg: Config, run_dir: str, k: int, instance: int) -> dict[str,
 @task(name="finish-collect", **cached("finish-collect"))
 def finish_collect(cfg: Config, run_dir: str, k: int, shards: list[dict[str, Any]],
                    seconds: float) -> dict[str, Any]:
-    run = run_of(run_dir)
-    summary = finish_collection(pipeline.selfplay_config(cfg, run, k), run.gen(k) / "collect",
-                                [InstanceResult(**s) for s in shards], seconds, generation=k)
+    summary = pipeline.finish_generation_collection(
+        cfg, run_of(run_dir), k, [InstanceResult(**s) for s in shards], seconds)
     get_run_logger().info("gen %d collection: %d battles, %.2f battles/s, invalid-order rate %.4f",
                           k, summary["battles"], summary["battles_per_s"], summary["invalid_rate"])
     return {k_: v for k_, v in summary.items() if k_ != "instances"}

@@ -1,8 +1,15 @@
 """Team sets: Showdown-export teams shipped as data (or a user's folder), validated, sampled.
 
 A team set is a folder of `.txt` files, one team per file (a file may also hold several teams
-under Showdown backup headers `=== [gen1ou] Name ===`). `team_set=gen1ou` names the shipped set;
-any other value is a folder path.
+under Showdown backup headers `=== [gen1ou] Name ===`). A name of a folder here names a shipped
+set; any other value is a folder path.
+
+Shipped Gen 1 OU teams come in two disjoint splits (by `fingerprint`, checked by the unit tests):
+`gen1ou` (44 teams) is what collection samples, so the agent trains on it; `gen1ou_eval` (20 teams)
+is held out for evaluation and ratings (`eval.team_set`). The split is the folders themselves,
+fixed by hand so each archetype (big-four cores, freeze, sleep leads, paralysis, ground, Amnesia,
+Wrap/Clamp trappers, Explosion, Hyper Beam offense, Reflect/Rest stall, niche picks) has teams in
+both; see `teams/README.md`.
 """
 
 from __future__ import annotations
@@ -66,7 +73,7 @@ def _split_file(path: Path) -> list[tuple[str, str]]:
 
 def team_set_dir(team_set: str) -> Path:
     shipped = TEAMS_DIR / team_set
-    if re.fullmatch(r"[a-z0-9]+", team_set) and shipped.is_dir():
+    if re.fullmatch(r"[a-z0-9][a-z0-9_]*", team_set) and shipped.is_dir():
         return shipped
     folder = Path(team_set).expanduser()
     if folder.is_dir():
@@ -83,6 +90,19 @@ def load_team_set(team_set: str) -> list[Team]:
         raise TeamError(f"team set folder {folder} holds no .txt teams.")
     teams = [_parse(name, text) for f in files for name, text in _split_file(f) if text.strip()]
     return teams
+
+
+def team_set_info(team_set: str) -> dict[str, str | int]:
+    """What a figure was played with: the set's name, its number of teams and its folder."""
+    return {"name": team_set, "teams": len(load_team_set(team_set)),
+            "path": str(team_set_dir(team_set))}
+
+
+def shared_teams(a: list[Team], b: list[Team]) -> list[tuple[str, str]]:
+    """(name in a, name in b) for every team of `a` also in `b` by fingerprint: a held-out split
+    must share none with the training split."""
+    in_b = team_index(b)
+    return [(t.name, in_b[t.fingerprint]) for t in a if t.fingerprint in in_b]
 
 
 @lru_cache(maxsize=16)

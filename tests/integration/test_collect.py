@@ -110,3 +110,29 @@ def test_parallel_instances_each_bring_their_own_server(tmp_path):
     assert len(trajs) == 6 and {t.side for t in trajs} == {"p1"}
     assert {t.player for t in trajs} == {"max_base_power"} == {t.opponent for t in trajs}
     assert np.mean([t.steps for t in trajs]) > 5
+
+
+def test_an_opponent_pool_records_the_learner_against_each_opponent(tmp_path):
+    from metamon_sp.collect import Matchup
+
+    out = tmp_path / "data"
+    cfg = load_config(["collect.p1=simple_heuristics", "collect.p2=self", "collect.concurrency=4"])
+    pool = [Matchup("self", "self", 4, "both"), Matchup("random", "random", 3, "p1"),
+            Matchup("max_base_power", "max_base_power", 3, "both")]
+    summary = collect(cfg, out, show_progress=False, pool=pool)
+    assert summary["battles"] == 10 and [m["name"] for m in summary["pool"]] == \
+        ["self", "random", "max_base_power"]
+    trajs = list(Dataset(out))
+    by_opponent: dict[str, list] = {}
+    for t in trajs:
+        by_opponent.setdefault((t.player, t.opponent), []).append(t)
+    # self-play: both sides are the learner; random: only the learner's side; kept: both sides
+    assert len(by_opponent[("simple_heuristics", "simple_heuristics")]) == 8
+    assert len(by_opponent[("simple_heuristics", "random")]) == 3
+    assert len(by_opponent[("simple_heuristics", "max_base_power")]) == 3
+    assert len(by_opponent[("max_base_power", "simple_heuristics")]) == 3
+    assert sorted({p.name.rsplit("-", 1)[0] for p in out.glob("*.parquet")}) == \
+        ["i00.vs_max_base_power", "i00.vs_random", "i00.vs_self"]
+    assert json.loads((out / "manifest.json").read_text())["meta"]["pool"] == summary["pool"]
+    again = collect(cfg, out, show_progress=False, pool=pool)  # resumes: nothing left to play
+    assert again["battles_played"] == 0 and again["battles"] == 10

@@ -1,0 +1,128 @@
+"""Strength benchmark: does self-play make the agent stronger, on a fixed budget?
+
+Runs generation 0 + N generations at a scale and seed (the pipeline without Prefect), then
+prints per generation: the paired Elo difference to generation 0 and to the previous generation
+(95% intervals from resampled mirrored pairs), the win rate against `simple_heuristics` (Wilson
+interval) and the generation's wall time. The final generation then plays `--final-battles`
+games against `simple_heuristics` and `max_base_power` on the evaluation teams (the held-out
+split, `eval.team_set`). Everything printed is also written as JSON.
+
+    python benchmarks/strength.py --generations 5 --seeds 0 1 [--out DIR] [override ...]
+
+Each seed is a separate run folder under --out (reruns resume). Overrides are Hydra's, e.g.
+`scale=laptop pool.previous=0.5`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from metamon_sp import atomic  # noqa: E402
+from metamon_sp.config import load_config  # noqa: E402
+from metamon_sp.evaluate import evaluate  # noqa: E402
+from metamon_sp.pipeline import (collect_generation, evaluate_generation, evaluated,  # noqa: E402
+                                 filter_generation, generation_zero, open_run,
+                                 rate_generation, stage_done, train_generation)
+from metamon_sp.runlock import run_lock  # noqa: E402
+
+BASELINES = ("simple_heuristics", "max_base_power")
+
+
+def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
+             final_battles: int) -> dict[str, Any]:
+    cfg = load_config([*overrides, f"seed={seed}", f"generations={generations}",
+                       f"runs_dir={runs_dir}", "run_name=strength", "train.progress=false"])
+    rows: list[dict[str, Any]] = []
+    with run_lock(runs_dir / f"strength-{cfg.hash()}", owner="benchmarks/strength.py"):
+        run = open_run(cfg)
+        timings_path = run.dir / "timings.json"
+        timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+        for k in range(generations + 1):
+            t0 = time.monotonic()
+            if k == 0:
+                generation_zero(cfg, run, show_progress=False)
+            elif not stage_done(run, "train", k):
+                collect_generation(cfg, run, k, show_progress=False)
+                filter_generation(cfg, run, k)
+                train_generation(cfg, run, k)
+            if not evaluated(cfg, run, k):
+                evaluate_generation(cfg, run, k, show_progress=False)
+                rate_generation(cfg, run, k)
+            spent = time.monotonic() - t0
+            if spent > 5 or str(k) not in timings:  # keep the first full run's time on resume
+                timings[str(k)] = round(spent, 1)
+                atomic.write_json(timings_path, timings)
+        ratings = json.loads((run.dir / "ratings.json").read_text())
+        deltas = {d["player"]: d for d in ratings.get("deltas", [])}
+        for k in range(generations + 1):
+            name = f"{run.dir.name}/gen-{k:03d}"
+            sh = json.loads((run.gen(k) / "eval" / "summary.json").read_text())["opponents"].get(
+                "simple_heuristics", {})
+            d = deltas.get(name, {})
+            rows.append({"generation": k, "seconds": timings.get(str(k)),
+                         "vs_gen0": d.get("vs_gen0"), "vs_gen0_ci": d.get("vs_gen0_ci"),
+                         "vs_previous": d.get("vs_previous"),
+                         "vs_previous_ci": d.get("vs_previous_ci"),
+                         "sh_win_rate": sh.get("win_rate"),
+                         "sh_ci": [sh.get("ci_low"), sh.get("ci_high")], "sh_games": sh.get("games")})
+        final = evaluate(cfg, run.spec(generations), list(BASELINES), final_battles,
+                         run.dir / "final_eval", show_progress=False)
+    return {"seed": seed, "run": str(run.dir), "config_hash": cfg.hash(),
+            "eval_team_set": cfg.eval.team_set, "total_seconds": round(sum(
+                r["seconds"] or 0 for r in rows), 1),
+            "generations": rows,
+            "final": {opp: {k: s[k] for k in ("games", "win_rate", "ci_low", "ci_high")}
+                      for opp, s in final["opponents"].items()}}
+
+
+def _ci(x: Any, ci: Any) -> str:
+    if x is None:
+        return "–"
+    return f"{x:+.0f} [{ci[0]:+.0f}, {ci[1]:+.0f}]"
+
+
+def print_seed(res: dict[str, Any]) -> None:
+    print(f"\nseed {res['seed']}: {res['run']} (evaluation teams: {res['eval_team_set']}), "
+          f"{res['total_seconds'] / 60:.1f} min")
+    print("| gen | Δ Elo vs gen 0 | Δ Elo vs previous | vs simple_heuristics | seconds |")
+    print("|---|---|---|---|---|")
+    for r in res["generations"]:
+        sh = "–" if r["sh_win_rate"] is None else \
+            f"{100 * r['sh_win_rate']:.1f}% [{100 * r['sh_ci'][0]:.1f}, {100 * r['sh_ci'][1]:.1f}]"
+        print(f"| {r['generation']} | {_ci(r['vs_gen0'], r['vs_gen0_ci'])} | "
+              f"{_ci(r['vs_previous'], r['vs_previous_ci'])} | {sh} | {r['seconds']} |")
+    for opp, s in res["final"].items():
+        print(f"final generation vs {opp}: {100 * s['win_rate']:.1f}% "
+              f"[{100 * s['ci_low']:.1f}, {100 * s['ci_high']:.1f}] over {s['games']} games")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--generations", type=int, default=5)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--out", type=Path, default=Path("runs/strength"))
+    ap.add_argument("--final-battles", type=int, default=200)
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. scale=laptop")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    results = []
+    for seed in args.seeds:
+        res = run_seed(args.overrides, args.generations, seed, args.out, args.final_battles)
+        print_seed(res)
+        results.append(res)
+        atomic.write_json(args.out / "strength.json", {"overrides": args.overrides,
+                                                        "generations": args.generations,
+                                                        "results": results})
+    print(f"\nwritten: {args.out / 'strength.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""What the learner learns from, checked by hand: which decisions windows cover, TD targets,
+the advantage filter, the target network, input normalisation, truncated battles, refused
+choices. Each test fails on the version it guards against."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+
+from metamon_sp.checkpoint import load_checkpoint
+from metamon_sp.config import ModelConfig, PolicyConfig, load_config
+from metamon_sp.features import FACTS, N_ACTIONS, N_CAT, N_NUM, Observation
+from metamon_sp.model import PolicyModel
+from metamon_sp.players import RecordingMixin
+from metamon_sp.policy import Policy
+from metamon_sp.rewards import REWARDS, ShapedReward
+from metamon_sp.train import advantage_weights, compute_losses, td_targets, train
+from metamon_sp.train_data import Batch, OfflineData
+from metamon_sp.trajectories import ShardWriter, write_manifest
+from tests.factories import make_traj
+
+FAST = ["model.context=8", "train.batch_size=16", "train.warmup_steps=5", "train.progress=false"]
+
+
+def _dataset(path, trajs):
+    ShardWriter(path, "i00").write(trajs)
+    write_manifest(path)
+    return path
+
+
+def _coverage(data: OfflineData, context: int, draws: int = 4000) -> np.ndarray:
+    """How often each decision (flat index) is inside a sampled window."""
+    counts = np.zeros(data.n_steps)
+    rng = np.random.default_rng(0)
+    for _ in range(draws // 100):
+        b = data.sample(100, context, rng)
+        # recover flat indices: every window's valid decisions are consecutive; match by value
+        for row_num, row_valid in zip(b.num.numpy(), b.valid.numpy()):
+            for x in row_num[row_valid]:
+                counts[int(x[0])] += 1
+    return counts
+
+
+def test_every_decision_is_equally_likely_to_be_trained_on(tmp_path):
+    # trajectories of very different lengths; obs_num[:, 0] is the decision's flat index
+    lengths, trajs, flat = [3, 10, 40], [], 0
+    for i, n in enumerate(lengths):
+        num = np.zeros((n, N_NUM), np.float32)
+        num[:, 0] = np.arange(flat, flat + n)
+        flat += n
+        trajs.append(make_traj(f"battle-gen1ou-{i}", steps=n, obs_num=num))
+    data = OfflineData([_dataset(tmp_path / "d", trajs)], REWARDS["binary"], 0.01)
+    counts = _coverage(data, context=8, draws=20000)
+    ratio = counts / counts.mean()
+    last = np.cumsum(lengths) - 1  # each battle's final (win/loss) decision
+    assert ratio.min() > 0.85 and ratio.max() < 1.15, ratio.round(2)
+    assert np.all(ratio[last] > 0.85)  # the old sampler covered these ~1/(n-L+1) as often
+
+
+def test_windows_that_start_at_the_battle_start_put_its_first_turn_first(tmp_path):
+    num = np.zeros((20, N_NUM), np.float32)
+    num[:, 0] = np.arange(20)
+    data = OfflineData([_dataset(tmp_path / "d", [make_traj(steps=20, obs_num=num)])],
+                       REWARDS["binary"], 0.01)
+    b = data.sample(500, 8, np.random.default_rng(1))
+    firsts = b.num[:, 0, 0].numpy()
+    counts = b.valid.sum(1).numpy()
+    # a window holding turn 0 starts with it (as in live play), shorter windows are right-padded
+    assert np.all(counts[firsts == 0] >= 1)
+    assert set(np.unique(counts)) <= set(range(1, 9))
+    for row, valid in zip(b.num[:, :, 0].numpy(), b.valid.numpy()):
+        assert np.all(np.diff(row[valid]) == 1)  # consecutive decisions, no gaps
+
+
+def _batch(rewards, dones, valid, cut=None, mask=None) -> Batch:
+    B, L = len(rewards), len(rewards[0])
+    return Batch(num=torch.zeros(B, L, N_NUM), cat=torch.zeros(B, L, N_CAT, dtype=torch.long),
+                 mask=torch.ones(B, L, N_ACTIONS, dtype=torch.bool) if mask is None else mask,
+                 actions=torch.zeros(B, L, dtype=torch.long),
+                 rewards=torch.tensor(rewards, dtype=torch.float32),
+                 dones=torch.tensor(dones, dtype=torch.float32),
+                 valid=torch.tensor(valid, dtype=torch.bool),
+                 cut=torch.zeros(B, L, dtype=torch.bool) if cut is None else torch.tensor(cut))
+
+
+def test_td_targets_by_hand():
+    # one window of 4 decisions, the battle ends at the third; the fourth is padding
+    mask = torch.ones(1, 4, N_ACTIONS, dtype=torch.bool)
+    mask[0, 1, 2:] = False  # at t=1 only actions 0 and 1 are legal
+    batch = _batch([[0.1, 0.2, 1.0, 0.0]], [[0, 0, 1, 0]], [[1, 1, 1, 0]], mask=mask)
+    q_next = torch.zeros(1, 3, 1, N_ACTIONS)  # Q̄ at t+1 = 1, 2, 3 (positions 1..3)
+    q_next[0, 0, 0, :2] = torch.tensor([2.0, 4.0])
+    q_next[0, 0, 0, 2:] = 100.0  # illegal at t=1: must not count even if π put mass there
+    q_next[0, 1, 0, :] = torch.arange(N_ACTIONS, dtype=torch.float32)
+    q_next[0, 2, 0, :] = 7.0
+    pi_next = torch.zeros(1, 3, N_ACTIONS)
+    pi_next[0, 0, :2] = torch.tensor([0.25, 0.75])
+    pi_next[0, 1, 3] = 1.0
+    pi_next[0, 2, 0] = 1.0
+    gamma = 0.9
+    y, m = td_targets(q_next, pi_next, batch, torch.tensor([gamma]))
+    expected = [0.1 + gamma * (0.25 * 2.0 + 0.75 * 4.0),  # r_0 + γ E_π Q̄(s_1, ·) over legal a
+                0.2 + gamma * 3.0,                          # r_1 + γ Q̄(s_2, a=3)
+                1.0]                                        # terminal: r_2 only
+    torch.testing.assert_close(y[0, :3, 0], torch.tensor(expected))
+    assert m.tolist() == [[True, True, True, False]]
+
+
+def test_a_window_cut_before_the_battle_ends_has_no_target_for_its_last_turn():
+    batch = _batch([[0.0, 0.0, 0.0]], [[0, 0, 0]], [[1, 1, 1]])
+    _, m = td_targets(torch.zeros(1, 2, 1, N_ACTIONS), torch.full((1, 2, N_ACTIONS), 0.1), batch,
+                      torch.tensor([0.99]))
+    assert m.tolist() == [[True, True, False]]  # the next turn is outside the window
+
+
+def test_rewards_belong_to_the_decision_that_led_to_them(tmp_path):
+    facts = np.zeros((4, len(FACTS)), np.float32)  # 3 decisions: facts before each + the end
+    facts[:, FACTS.index("opp_hp")] = [6.0, 5.5, 5.5, 4.0]
+    t = make_traj(steps=3, facts=facts, outcome=1)
+    data = OfflineData([_dataset(tmp_path / "d", [t])], ShapedReward(1, 0, 0, 10, -10), 1.0)
+    np.testing.assert_allclose(data.rewards, [0.5, 0.0, 1.5 + 10])
+    assert data.dones.tolist() == [0, 0, 1]
+
+
+def test_a_truncated_battle_is_not_terminal(tmp_path):
+    facts = np.zeros((4, len(FACTS)), np.float32)
+    t = make_traj(steps=3, facts=facts, outcome=-1, truncated=True)  # forfeited by the timeout
+    data = OfflineData([_dataset(tmp_path / "d", [t])], REWARDS["binary"], 0.01)
+    assert data.dones.tolist() == [0, 0, 0] and data.cuts.tolist() == [False, False, True]
+    np.testing.assert_allclose(data.rewards, 0.0)  # the forfeit's "loss" is not a result of play
+    b = data.sample(64, 4, np.random.default_rng(0))
+    y, m = td_targets(torch.zeros(64, 3, 1, N_ACTIONS), torch.zeros(64, 3, N_ACTIONS), b,
+                      torch.tensor([0.99]))
+    assert not (m & b.cut).any()  # the cut decision never gets a (made-up) terminal target
+    assert m.any()  # the decisions before it bootstrap as usual
+
+
+def test_binary_filter_drops_decisions_with_negative_advantage():
+    tc = load_config(["train.actor_filter=binary"]).train
+    assert advantage_weights(torch.tensor([-1.0, 0.0, 0.3]), tc).tolist() == [0.0, 0.0, 1.0]
+    cfg = load_config(FAST)
+    torch.manual_seed(0)
+    model = PolicyModel(cfg.model)
+    with torch.no_grad():  # Q: the taken action 0 is the worst → A < 0 everywhere
+        model.critics.b.zero_()
+        model.critics.w.zero_()
+        model.critics.b.view(cfg.model.n_critics, -1, N_ACTIONS)[:, :, 1:] = 1.0
+    batch = _batch([[0.0] * 4] * 2, [[0, 0, 0, 1]] * 2, [[1] * 4] * 2)
+    out = compute_losses(model, None, batch, cfg.train, torch.tensor(cfg.model.gammas), 0.0, 0.0)
+    assert out.terms["bc"].item() == 0.0  # nothing to clone
+    none = compute_losses(model, None, batch, load_config(FAST + ["train.actor_filter=none"]).train,
+                          torch.tensor(cfg.model.gammas), 0.0, 0.0)
+    assert none.terms["bc"].item() > 0.0
+
+
+def test_targets_read_a_target_trunk_that_follows_the_online_one_slowly():
+    torch.manual_seed(0)
+    m = PolicyModel(ModelConfig(context=4))
+    num, cat = torch.randn(2, 4, N_NUM), torch.zeros(2, 4, N_CAT, dtype=torch.long)
+    before = m.target_q(num, cat)
+    with torch.no_grad():
+        for p in m.body.parameters():
+            p.add_(0.5)
+    torch.testing.assert_close(m.target_q(num, cat), before)  # the online trunk moved, not Q̄
+    m.update_targets(0.1)
+    for p, tp in zip(m.body.parameters(), m.target_body.parameters()):
+        assert not tp.requires_grad
+    assert not torch.allclose(m.target_q(num, cat), before)
+
+
+def test_numeric_inputs_are_normalised_per_feature_from_generation_zero_data(tmp_path):
+    rng = np.random.default_rng(0)
+    trajs = []
+    for i in range(4):
+        num = rng.standard_normal((10, N_NUM)).astype(np.float32)
+        num[:, 0] = 300 + 50 * num[:, 0]  # a stat in hundreds beside fractions
+        trajs.append(make_traj(f"battle-gen1ou-{i}", steps=10, obs_num=num, seed=i,
+                               obs_cat=np.zeros((10, N_CAT), np.int16)))
+    data = _dataset(tmp_path / "d", trajs)
+    cfg = load_config(FAST + ["train.steps=2"])
+    gen0 = train(cfg, [data], tmp_path / "gen0")
+    model, _ = load_checkpoint(gen0)
+    mean, std = model.body.encoder.num_mean, model.body.encoder.num_std
+    assert abs(mean[0].item() - 300) < 30 and abs(std[0].item() - 50) < 15
+    x = torch.from_numpy(np.stack([t.obs_num for t in trajs]))
+    normed = (x - mean) / std
+    assert normed[..., 0].abs().mean() < 2  # the stat no longer dwarfs the rest
+    # a fine-tune keeps its parent's scales (the inputs mean the same to every generation)
+    shifted = [make_traj(f"battle-gen1ou-{i}", steps=10, seed=i,
+                         obs_num=np.full((10, N_NUM), 1000.0, np.float32),
+                         obs_cat=np.zeros((10, N_CAT), np.int16)) for i in range(2)]
+    gen1 = train(cfg, [_dataset(tmp_path / "d1", shifted)], tmp_path / "gen1", init=gen0)
+    torch.testing.assert_close(load_checkpoint(gen1)[0].body.encoder.num_mean, mean)
+
+
+class _Base:
+    async def _handle_battle_message(self, split_messages):
+        pass
+
+
+class _Recorder(RecordingMixin, _Base):
+    def __init__(self):
+        super().__init__(policy_id="x")
+        self.forgotten: list[str] = []
+
+    def _forget_last_turn(self, battle_tag):
+        self.forgotten.append(battle_tag)
+
+
+def test_a_refused_choice_is_forgotten_by_the_record_and_the_live_history():
+    rec = _Recorder()
+    tag = "battle-gen1ou-7"
+    asyncio.run(rec._handle_battle_message(
+        [[f">{tag}"], ["", "error", "[Unavailable choice] Can't switch: trapped"]]))
+    assert rec.forgotten == [tag]
+    policy = Policy(PolicyModel(ModelConfig(context=4)), PolicyConfig(), seed=0)
+    obs = Observation(np.zeros(N_NUM, np.float32), np.zeros(N_CAT, np.int16),
+                      np.ones(N_ACTIONS, bool), np.zeros(len(FACTS), np.float32))
+    for rqid in (1, 2):
+        policy.observe(("p", tag), obs, rqid)
+    policy.drop_last(("p", tag))  # the refused turn 2 …
+    policy.observe(("p", tag), obs, 3)  # … is asked again with a new request
+    assert len(policy._histories[("p", tag)].num) == 2  # as in the stored trajectory
