@@ -74,7 +74,8 @@ def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
                          "sh_win_rate": sh.get("win_rate"),
                          "sh_ci": [sh.get("ci_low"), sh.get("ci_high")], "sh_games": sh.get("games")})
         final = evaluate(cfg, run.spec(generations), list(BASELINES), final_battles,
-                         run.dir / "final_eval", show_progress=False)
+                         run.dir / "final_eval", show_progress=False) if final_battles else \
+            {"opponents": {}}
     return {"seed": seed, "run": str(run.dir), "config_hash": cfg.hash(),
             "eval_team_set": cfg.eval.team_set, "total_seconds": round(sum(
                 r["seconds"] or 0 for r in rows), 1),

@@ -248,6 +248,11 @@ def main() -> None:
         final = result["final"]
         print(f"final: gen {final['generation']} Elo {final['elo']:.0f} "
               f"[{final['elo_ci_low']:.0f}, {final['elo_ci_high']:.0f}]")
+        if final.get("elo_delta_gen0") is not None:  # the line that says whether it got stronger
+            lo, hi = final["elo_delta_gen0_ci_low"], final["elo_delta_gen0_ci_high"]
+            verdict = "stronger" if lo > 0 else "weaker" if hi < 0 else "no significant change"
+            print(f"gen {final['generation']} vs gen 0: {final['elo_delta_gen0']:+.0f} Elo "
+                  f"[{lo:+.0f}, {hi:+.0f}] (paired 95% interval): {verdict}")
         print(f"run: {result['run_dir']}\nreport: {result['report']}")
         return float(final["elo"])
 

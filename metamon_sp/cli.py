@@ -32,7 +32,8 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "report": ("Markdown + plots of a run: Elo, win rates, reference, probes, curves", (), ()),
     "compare": ("rate several runs on one scale and say whether they differ", (), ("out",)),
     "config": ("print the resolved config (and its hash)", (), ()),
-    "validate-teams": ("check every team of `team_set` with Showdown's validator", (), ()),
+    "validate-teams": ("check every team of `team_set` and `eval.team_set` with Showdown's "
+                       "validator", (), ()),
     "install-showdown": ("install the pinned Showdown server into the cache", (), ()),
 }
 
@@ -173,9 +174,10 @@ def cmd_config(cfg: Config, io: dict[str, str]) -> None:
 def cmd_validate_teams(cfg: Config, io: dict[str, str]) -> None:
     from metamon_sp.teams import load_team_set, validate_team_set
 
-    teams = load_team_set(cfg.team_set)
-    validate_team_set(teams, cfg.format)
-    print(f"all {len(teams)} teams of {cfg.team_set} are legal in {cfg.format}")
+    for key, name in (("team_set", cfg.team_set), ("eval.team_set", cfg.eval.team_set)):
+        teams = load_team_set(name)
+        validate_team_set(teams, cfg.format)
+        print(f"all {len(teams)} teams of {name} ({key}) are legal in {cfg.format}")
 
 
 def cmd_install_showdown(cfg: Config, io: dict[str, str]) -> None:

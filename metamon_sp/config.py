@@ -60,6 +60,9 @@ class CollectConfig:
     """Battles per Parquet shard: a crash loses at most the battles not yet in a shard."""
     max_server_restarts: int = 3
     """Server crashes tolerated per instance before collection gives up."""
+    temperature: float = 1.0
+    """Sampling temperature of the learner while it plays for training data (exploration);
+    evaluation plays at `policy.temperature`."""
 
     def __post_init__(self) -> None:
         _check(self.battles >= 1, "collect.battles", self.battles, ">= 1")
@@ -72,6 +75,7 @@ class CollectConfig:
         _check(self.shard_battles >= 1, "collect.shard_battles", self.shard_battles, ">= 1")
         _check(self.max_server_restarts >= 0, "collect.max_server_restarts",
                self.max_server_restarts, ">= 0")
+        _check(self.temperature > 0, "collect.temperature", self.temperature, "> 0")
 
 
 @dataclass

@@ -53,9 +53,9 @@ def _per_decision(model: PolicyModel, t: Trajectory) -> dict[str, np.ndarray]:
     L = model.cfg.context
     out: dict[str, list[np.ndarray]] = {"v": [], "adv": [], "ent": [], "greedy": []}
     for s in range(0, t.steps, L):
-        num = torch.from_numpy(t.obs_num[s:s + L]).float()[None]
-        cat = torch.from_numpy(t.obs_cat[s:s + L].astype(np.int64))[None]
-        mask = torch.from_numpy(t.masks[s:s + L])[None]
+        num = torch.tensor(t.obs_num[s:s + L], dtype=torch.float32)[None]
+        cat = torch.tensor(t.obs_cat[s:s + L], dtype=torch.int64)[None]
+        mask = torch.tensor(t.masks[s:s + L])[None]
         h = model.trunk(num, cat)
         logp = torch.log_softmax(masked_logits(model.actor(h), mask), -1)
         p = logp.exp() * mask

@@ -141,8 +141,10 @@ def generation_zero(cfg: Config, run: Run, init_checkpoint: str | Path | None = 
 
 # ------------------------------------------------------------------------- generation k >= 1
 def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
-    """Generation k's collection: generation k-1 plays itself, both sides recorded."""
-    return replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"))
+    """Generation k's collection: generation k-1 plays itself (or its pool), both sides
+    recorded, sampling at `collect.temperature` (evaluation plays at `policy.temperature`)."""
+    return replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"),
+                   policy=replace(cfg.policy, temperature=cfg.collect.temperature, greedy=False))
 
 
 def opponent_pool(cfg: Config, run: Run, k: int) -> list[Matchup] | None:

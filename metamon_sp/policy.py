@@ -52,7 +52,10 @@ class Policy:
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, cfg: PolicyConfig, seed: int = 0) -> "Policy":
+        global _THREADS_BEFORE
         if cfg.threads:
+            if _THREADS_BEFORE is None:
+                _THREADS_BEFORE = torch.get_num_threads()
             torch.set_num_threads(cfg.threads)
         model, _ = load_checkpoint(path, map_location=cfg.device)
         return cls(model, cfg, seed=seed, name=str(path))
@@ -136,6 +139,15 @@ class Policy:
             for (_, _, fut), a in zip(chunk, actions):
                 if not fut.done():
                     fut.set_result(int(a))
+
+
+_THREADS_BEFORE: int | None = None
+
+
+def threads_before_play() -> int:
+    """torch's thread count before any policy in this process set its own (inference runs on
+    `policy.threads` so the Showdown server keeps a core): what training should use again."""
+    return _THREADS_BEFORE or torch.get_num_threads()
 
 
 _POLICIES: OrderedDict[tuple, Policy] = OrderedDict()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from metamon_sp.checkpoint import (CheckpointError, CheckpointMeta, load_checkpo
 from metamon_sp.config import Config, TrainConfig
 from metamon_sp.damping import DampingController, DampingState, EntropyCollapseDetector
 from metamon_sp.model import PolicyModel, masked_logits
+from metamon_sp.policy import threads_before_play
 from metamon_sp.rewards import build_reward
 from metamon_sp.tracking import MetricsLogger, RunInfo
 from metamon_sp.train_data import Batch, OfflineData
@@ -176,8 +176,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_DIR
     device = resolve_device(tc.device)
-    # Always set: playing a checkpoint earlier in this process set torch to one thread.
-    torch.set_num_threads(tc.threads or os.cpu_count() or 1)
+    # Always set: playing a checkpoint earlier in this process set torch to `policy.threads`.
+    torch.set_num_threads(tc.threads or threads_before_play())
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 

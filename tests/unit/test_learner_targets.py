@@ -5,6 +5,7 @@ choices. Each test fails on the version it guards against."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -224,3 +225,20 @@ def test_a_refused_choice_is_forgotten_by_the_record_and_the_live_history():
     policy.drop_last(("p", tag))  # the refused turn 2 …
     policy.observe(("p", tag), obs, 3)  # … is asked again with a new request
     assert len(policy._histories[("p", tag)].num) == 2  # as in the stored trajectory
+
+
+def test_training_after_play_gets_back_the_threads_play_took(tmp_path, monkeypatch):
+    from metamon_sp import policy as policy_mod
+    from metamon_sp.checkpoint import CheckpointMeta, save_checkpoint
+
+    monkeypatch.setattr(policy_mod, "_THREADS_BEFORE", None)
+    before = torch.get_num_threads()
+    cfg = ModelConfig(context=4)
+    save_checkpoint(tmp_path / "ck", PolicyModel(cfg), CheckpointMeta(model=asdict(cfg)))
+    try:
+        torch.set_num_threads(2)  # e.g. what a parallel sweep's job was given
+        Policy.from_checkpoint(tmp_path / "ck", PolicyConfig(threads=1))
+        assert torch.get_num_threads() == 1
+        assert policy_mod.threads_before_play() == 2  # what training will use again
+    finally:
+        torch.set_num_threads(before)

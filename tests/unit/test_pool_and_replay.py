@@ -18,6 +18,9 @@ from metamon_sp.features import N_CAT
 from tests.factories import make_traj
 
 
+PLAIN = ["scale=smoke"]  # plain self-play, no replay window (the laptop scale sets both)
+
+
 def _run(tmp_path, generations: int) -> Run:
     run = Run(tmp_path / "run-abc")
     for k in range(generations):
@@ -27,11 +30,11 @@ def _run(tmp_path, generations: int) -> Run:
 
 
 def test_plain_self_play_needs_no_pool(tmp_path):
-    assert opponent_pool(load_config([]), _run(tmp_path, 3), 3) is None
+    assert opponent_pool(load_config(PLAIN), _run(tmp_path, 3), 3) is None
 
 
 def test_pool_shares_battles_by_weight_and_records_the_learner(tmp_path):
-    cfg = load_config(["collect.battles=100", "pool.self_play=0.5", "pool.previous=0.3",
+    cfg = load_config([*PLAIN, "collect.battles=100", "pool.self_play=0.5", "pool.previous=0.3",
                        "pool.previous_k=2", "+pool.baselines.simple_heuristics=0.2"])
     run = _run(tmp_path, 5)
     pool = opponent_pool(cfg, run, 5)  # gen 4 plays itself, gens 2 and 3, the heuristic
@@ -44,7 +47,7 @@ def test_pool_shares_battles_by_weight_and_records_the_learner(tmp_path):
 
 
 def test_prioritised_pool_favours_the_generations_that_beat_the_current_one(tmp_path):
-    cfg = load_config(["collect.battles=100", "pool.self_play=0", "pool.previous=1",
+    cfg = load_config([*PLAIN, "collect.battles=100", "pool.self_play=0", "pool.previous=1",
                        "pool.previous_k=2", "pool.prioritised=true"])
     run = _run(tmp_path, 4)
     atomic.write_json(run.gen(3) / "eval" / "summary.json", {"opponents": {
@@ -55,9 +58,9 @@ def test_prioritised_pool_favours_the_generations_that_beat_the_current_one(tmp_
 
 def test_pool_weights_are_checked():
     with pytest.raises(ConfigError, match="pool.self_play"):
-        load_config(["pool.self_play=0"])  # nobody to play
+        load_config([*PLAIN, "pool.self_play=0"])  # nobody to play
     with pytest.raises(ConfigError, match="pool.baselines.random"):
-        load_config(["+pool.baselines.random=-1"])
+        load_config([*PLAIN, "+pool.baselines.random=-1"])
 
 
 def test_apportion_keeps_the_total():
@@ -67,11 +70,11 @@ def test_apportion_keeps_the_total():
 
 def test_replay_window_reaches_generation_zero_with_age_weights(tmp_path):
     run = _run(tmp_path, 4)
-    cfg = load_config(["mix_previous_generations=3", "mix_age_decay=0.5"])
+    cfg = load_config([*PLAIN, "mix_previous_generations=3", "mix_age_decay=0.5"])
     dirs, weights = training_data(cfg, run, 3)
     assert dirs == [run.gen(j) / "filtered" for j in (3, 2, 1, 0)]
     assert weights == [1.0, 0.5, 0.25, 0.125]
-    assert training_data(load_config([]), run, 3) == ([run.gen(3) / "filtered"], [1.0])
+    assert training_data(load_config(PLAIN), run, 3) == ([run.gen(3) / "filtered"], [1.0])
 
 
 def test_auc_by_hand():
@@ -90,3 +93,12 @@ def test_diagnose_reports_every_figure():
     assert 0 <= d["value_auc"] <= 1 and set(d["value_auc_by_turn"]) >= {"0-4", "5-9"}
     assert 0 <= d["adv_positive_frac"] <= 1 and 0 <= d["agreement"] <= 1 and d["entropy"] > 0
     json.dumps(d)  # goes to diagnostics.json as it is
+
+
+def test_collection_explores_at_its_own_temperature(tmp_path):
+    from metamon_sp.pipeline import selfplay_config
+
+    cfg = load_config(["collect.temperature=2.0", "policy.temperature=1.0", "policy.greedy=true"])
+    ccfg = selfplay_config(cfg, _run(tmp_path, 2), 2)
+    assert ccfg.policy.temperature == 2.0 and not ccfg.policy.greedy  # training data
+    assert cfg.policy.temperature == 1.0 and cfg.policy.greedy  # evaluation as configured
