@@ -198,15 +198,20 @@ def _apportion(total: int, shares: list[float]) -> list[int]:
     return counts
 
 
-def prepare_generation_collection(cfg: Config, run: Run, k: int) -> list[Matchup] | None:
-    """Check players, teams and folder, and record the pool (`collect/pool.json`): the pool of a
-    generation is fixed once its collection starts, so a resumed collection plays the same."""
+def generation_pool(cfg: Config, run: Run, k: int) -> list[Matchup] | None:
+    """Generation k's pool: as recorded in `collect/pool.json` once its collection was prepared
+    (so a resumed collection plays the same), else as the config and run give it now."""
     path = run.gen(k) / "collect" / "pool.json"
     if path.exists():
-        pool = [Matchup(**m) for m in json.loads(path.read_text())] or None
-    else:
-        pool = opponent_pool(cfg, run, k)
+        return [Matchup(**m) for m in json.loads(path.read_text())] or None
+    return opponent_pool(cfg, run, k)
+
+
+def prepare_generation_collection(cfg: Config, run: Run, k: int) -> list[Matchup] | None:
+    """Check players, teams and folder, and record the pool (`collect/pool.json`)."""
+    pool = generation_pool(cfg, run, k)
     prepare_collection(selfplay_config(cfg, run, k), run.gen(k) / "collect", pool)
+    path = run.gen(k) / "collect" / "pool.json"
     if not path.exists():
         atomic.write_json(path, [asdict(m) for m in pool or ()])
     return pool
@@ -225,7 +230,7 @@ def collect_shard(cfg: Config, run: Run, k: int, instance: int,
     """One of `collect.parallel_instances` shards of generation k's collection, on its own
     server: what a distributed task runner fans out (prepare first, finish after)."""
     ccfg = selfplay_config(cfg, run, k)
-    pool = prepare_generation_collection(cfg, run, k)
+    pool = generation_pool(cfg, run, k)  # prepared (checked and recorded) before the shards
     parts = ccfg.collect.parallel_instances
     n = split_battles(ccfg.collect.battles, parts)[instance]
     return run_instance(ccfg, run.gen(k) / "collect", instance, n, generation=k, progress=progress,
@@ -235,7 +240,7 @@ def collect_shard(cfg: Config, run: Run, k: int, instance: int,
 def finish_generation_collection(cfg: Config, run: Run, k: int, results: list[InstanceResult],
                                  seconds: float) -> dict[str, Any]:
     return finish_collection(selfplay_config(cfg, run, k), run.gen(k) / "collect", results,
-                             seconds, generation=k, pool=prepare_generation_collection(cfg, run, k))
+                             seconds, generation=k, pool=generation_pool(cfg, run, k))
 
 
 def filter_generation(cfg: Config, run: Run, k: int) -> Path:
