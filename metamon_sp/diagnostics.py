@@ -10,8 +10,8 @@ does the actor filter keep anything, how far did the policy move from the data?
     }
 
 In a run, generation k is diagnosed on its own evaluation games (held-out teams, never trained
-on) and, for `parent_agreement`, on its parent's evaluation games: how often it would now choose
-what its parent chose.
+on) and, under `parent_games`, on its parent's evaluation games: there `agreement` is how often
+it would now choose what its parent chose.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from metamon_sp.model import PolicyModel, masked_logits
+from metamon_sp.model import PolicyModel
+from metamon_sp.train import policy_log_probs
 from metamon_sp.trajectories import Trajectory
 
 TURN_BUCKETS = ((0, 5), (5, 10), (10, 20), (20, 40), (40, 10**9))
@@ -57,14 +58,14 @@ def _per_decision(model: PolicyModel, t: Trajectory) -> dict[str, np.ndarray]:
         cat = torch.tensor(t.obs_cat[s:s + L], dtype=torch.int64)[None]
         mask = torch.tensor(t.masks[s:s + L])[None]
         h = model.trunk(num, cat)
-        logp = torch.log_softmax(masked_logits(model.actor(h), mask), -1)
-        p = logp.exp() * mask
+        logp, logp0 = policy_log_probs(model.actor(h), mask)  # as the learner computes them
+        p = logp0.exp() * mask
         q = model.critics(h)[:, :, :, 0, :].min(dim=2).values.masked_fill(~mask, 0.0)
         v = (p * q).sum(-1)
         a = torch.from_numpy(t.actions[s:s + L].astype(np.int64))[None]
         out["v"].append(v[0].numpy())
         out["adv"].append((q.gather(-1, a[..., None]).squeeze(-1) - v)[0].numpy())
-        out["ent"].append(-(p * logp.masked_fill(~mask, 0.0)).sum(-1)[0].numpy())
+        out["ent"].append(-(p * logp0).sum(-1)[0].numpy())
         out["greedy"].append(logp.argmax(-1)[0].numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
 
