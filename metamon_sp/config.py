@@ -63,6 +63,10 @@ class CollectConfig:
     temperature: float = 1.0
     """Sampling temperature of the learner while it plays for training data (exploration);
     evaluation plays at `policy.temperature`."""
+    epsilon: float = 0.0
+    """Share of the learner's training-data decisions taken uniformly among the legal actions
+    (exploration that a peaked policy's temperature does not give); evaluation plays at
+    `policy.epsilon`."""
 
     def __post_init__(self) -> None:
         _check(self.battles >= 1, "collect.battles", self.battles, ">= 1")
@@ -76,6 +80,7 @@ class CollectConfig:
         _check(self.max_server_restarts >= 0, "collect.max_server_restarts",
                self.max_server_restarts, ">= 0")
         _check(self.temperature > 0, "collect.temperature", self.temperature, "> 0")
+        _check(0 <= self.epsilon <= 1, "collect.epsilon", self.epsilon, "in [0, 1]")
 
 
 @dataclass
@@ -237,6 +242,8 @@ class PolicyConfig:
 
     temperature: float = 1.0
     greedy: bool = False
+    epsilon: float = 0.0
+    """Probability of a uniformly random legal action instead of the policy's choice."""
     batched: bool = True
     """One forward pass serves every battle of the process waiting for a decision."""
     max_batch: int = 256
@@ -246,6 +253,7 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         _check(self.temperature > 0, "policy.temperature", self.temperature, "> 0")
+        _check(0 <= self.epsilon <= 1, "policy.epsilon", self.epsilon, "in [0, 1]")
         _check(self.max_batch >= 1, "policy.max_batch", self.max_batch, ">= 1")
 
 

@@ -109,6 +109,13 @@ def species_info(species: str | None) -> SpeciesInfo:
     return SpeciesInfo(sid, (types[0], types[1]), base)  # type: ignore[arg-type]
 
 
+@lru_cache(maxsize=1024)
+def move_entry(move: str) -> dict | None:
+    """The dex entry of a real Gen 1 move (None for pseudo-moves and unknown ids)."""
+    entry = _data().moves.get(move)
+    return entry if entry is not None and entry.get("num", 0) >= 1 else None
+
+
 @lru_cache(maxsize=512)
 def move_info(move: str) -> MoveInfo:
     entry = _data().moves.get(move)

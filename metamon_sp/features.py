@@ -24,9 +24,9 @@ import numpy as np
 from poke_env.battle import Battle, Effect, Move, Pokemon, Status
 from poke_env.player.battle_order import BattleOrder, DefaultBattleOrder, SingleBattleOrder
 
-from metamon_sp import dex
+from metamon_sp import damage, dex
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 N_MOVES, N_SLOTS = 4, 6
 N_ACTIONS = N_MOVES + N_SLOTS
 MOVE_ACTIONS = range(0, N_MOVES)
@@ -37,6 +37,11 @@ VOLATILES = (Effect.CONFUSION, Effect.SUBSTITUTE, Effect.REFLECT,
              Effect.LEECH_SEED, Effect.FOCUS_ENERGY, Effect.MIST, Effect.DISABLE)
 _STATUS_ID = {Status.BRN: 1, Status.FRZ: 2, Status.PAR: 3, Status.PSN: 4, Status.SLP: 5,
               Status.TOX: 6, Status.FNT: 7}
+
+# Per own slot, against the opponent's active Pokémon (see `damage`): the best share of its HP
+# one of our moves takes, the best share of ours one of its (revealed or typical) moves takes,
+# who moves first (+1 us, -1 them), and the worst type multiplier its types have on us (log2 / 2).
+MATCHUP = ("best_damage", "threat", "outspeeds", "type_threat")
 
 # Reward facts, one row per decision plus a final row at the end of the battle.
 FACTS = ("own_hp", "opp_hp", "own_status", "opp_status", "own_fainted", "opp_fainted")
@@ -58,7 +63,10 @@ def _names() -> tuple[list[str], list[tuple[str, str]]]:
                                         "base_atk", "base_def", "base_spc", "base_spe")]
     for i in range(N_MOVES):
         num += [f"move{i}_{k}" for k in ("power", "accuracy", "pp", "priority", "effectiveness",
-                                         "immune", "stab", "is_status", "heals", "legal")]
+                                         "immune", "stab", "is_status", "heals", "legal",
+                                         "damage", "knockout")]
+    for i in range(N_SLOTS):
+        num += [f"own{i}_{k}" for k in MATCHUP]
     cat: list[tuple[str, str]] = []
     for side in ("own", "opp"):
         for i in range(N_SLOTS):
@@ -237,6 +245,31 @@ def _facts(battle: Battle) -> list[float]:
     ]
 
 
+def _matchups(own: list[Pokemon], opp_active: Pokemon | None,
+              them: damage.Side | None) -> list[float]:
+    """`MATCHUP` for each own slot against the opponent's active Pokémon."""
+    out: list[float] = []
+    threats = damage.threat_moves(opp_active) if opp_active is not None else []
+    opp_types = tuple(dex.TYPE_VOCAB.get(t.name, 0) for t in opp_active.types if t is not None) \
+        if opp_active is not None else ()
+    for i in range(N_SLOTS):
+        if i >= len(own) or own[i].fainted or them is None:
+            out += [0.0] * len(MATCHUP)
+            continue
+        mon = own[i]
+        us = damage.side_of(mon, known_stats=True)
+        mine = [m for m in mon.moves if dex.move_entry(m) is not None]
+        worst = max((dex.type_multiplier(t, species_types(mon)) for t in opp_types), default=1.0)
+        out += [damage.best_share(mine, us, them), damage.threat_share(threats, them, us),
+                float(np.sign(us.speed - them.speed)),
+                float(np.log2(worst)) / 2.0 if worst > 0 else -1.0]
+    return out
+
+
+def species_types(mon: Pokemon) -> tuple[int, int]:
+    return dex.species_info(mon.species).types
+
+
 def reward_facts(battle: Battle) -> np.ndarray:
     return np.asarray(_facts(battle), dtype=np.float32)
 
@@ -294,6 +327,8 @@ def featurize(battle: Battle) -> Observation:
 
     opp_types = dex.species_info(opp_active.species).types if opp_active else (0, 0)
     own_types = dex.species_info(active.species).types if active else (0, 0)
+    me = damage.side_of(active, known_stats=True) if active is not None else None
+    them = damage.side_of(opp_active, known_stats=False) if opp_active is not None else None
     move_cat: list[int] = []
     for i in range(N_MOVES):
         if i < len(slots):
@@ -301,14 +336,19 @@ def featurize(battle: Battle) -> Observation:
             info = dex.move_info(s.get("id", ""))
             maxpp = s.get("maxpp") or info.max_pp
             mult = dex.type_multiplier(info.type, opp_types) if not info.is_status else 1.0
+            dmg = damage.move_damage(s.get("id", ""), me, them) if me and them else 0.0
+            ko = me is not None and them is not None and them.hp > 0 and \
+                damage.move_damage(s.get("id", ""), me, them, roll=damage.MIN_ROLL) >= them.hp
             num += [info.power, info.accuracy, (s.get("pp", maxpp) / maxpp) if maxpp else 1.0,
                     info.priority, float(np.log2(mult)) / 2.0 if mult > 0 else 0.0,
                     float(mult == 0), float(info.type != 0 and info.type in own_types),
-                    float(info.is_status), float(info.heals), float(_slot_legal(s))]
+                    float(info.is_status), float(info.heals), float(_slot_legal(s)),
+                    damage.hp_share(dmg, them) if them else 0.0, float(ko)]
             move_cat += [info.id, info.type]
         else:
-            num += [0.0] * 10
+            num += [0.0] * 12
             move_cat += [dex.PAD, 0]
+    num += _matchups(own, opp_active, them)
 
     for mons, revealed_only in ((own, False), (opp, True)):
         for i in range(N_SLOTS):

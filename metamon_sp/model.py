@@ -2,6 +2,11 @@
 
     B: batch, T: turns in the window, A: actions (10), C: critics, G: discount factors
 
+Actor and critics score each action from the turn's context *and that action's own features*
+(a move slot's move, damage and type; a switch slot's Pokémon and its matchup), with one set of
+weights for the four move slots and one for the six switch slots: a good move is recognised the
+same way in any slot, for any species, on teams never seen in training.
+
 Critics give Q for every action, as an ensemble (C members) per discount factor (G). TD targets
 come from a target network: a Polyak-averaged copy of the whole trunk and critic heads, so a
 target does not move with every step of the online trunk it is a target for.
@@ -13,7 +18,6 @@ data, then carried by every checkpoint), not by a LayerNorm across a turn's mixe
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
@@ -21,9 +25,33 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from metamon_sp.config import ModelConfig
-from metamon_sp.features import FEATURE_SPEC, N_ACTIONS, N_CAT, N_NUM
+from metamon_sp.features import FEATURE_SPEC, N_CAT, N_MOVES, N_NUM, N_SLOTS
 
 NUM_CLIP = 10.0  # normalised numbers beyond ±10 standard deviations are clipped
+
+
+def _slot_columns(names: tuple[str, ...], prefix: str, n: int) -> torch.Tensor:
+    """(n, k) indices of the columns `{prefix}{i}_*` for each slot i, in the same order per slot."""
+    per_slot = [[j for j, c in enumerate(names) if c.startswith(f"{prefix}{i}_")] for i in range(n)]
+    if len({len(cols) for cols in per_slot}) != 1:
+        raise ValueError(f"feature slots {prefix}0..{n - 1} do not have the same columns")
+    return torch.tensor(per_slot, dtype=torch.long)
+
+
+class Encoding(tuple):
+    """(h, actions): per-turn context (…, d) and per-action embeddings (…, A, d). Indexing
+    applies to the leading (batch, time) dimensions of both."""
+
+    @property
+    def h(self) -> torch.Tensor:
+        return tuple.__getitem__(self, 0)
+
+    @property
+    def actions(self) -> torch.Tensor:
+        return tuple.__getitem__(self, 1)
+
+    def __getitem__(self, index: Any) -> "Encoding":  # type: ignore[override]
+        return Encoding((self.h[index], self.actions[index]))
 
 
 class TurnEncoder(nn.Module):
@@ -44,13 +72,37 @@ class TurnEncoder(nn.Module):
         self.register_buffer("num_std", torch.ones(N_NUM))
         self.proj = nn.Sequential(nn.Linear(N_CAT * cfg.emb_dim + N_NUM, cfg.d_model), nn.GELU(),
                                   nn.Linear(cfg.d_model, cfg.d_model))
+        # Per-action columns: move slot i's `move{i}_*`, switch slot i's `own{i}_*`.
+        num_names, cat_names = FEATURE_SPEC.num, FEATURE_SPEC.cat
+        for kind, prefix, n in (("move", "move", N_MOVES), ("switch", "own", N_SLOTS)):
+            self.register_buffer(f"{kind}_num", _slot_columns(num_names, prefix, n), persistent=False)
+            self.register_buffer(f"{kind}_cat", _slot_columns(cat_names, prefix, n), persistent=False)
+        self.cat_vocab = FEATURE_SPEC.cat_vocab
+        self.move_proj = self._action_proj(cfg, "move")
+        self.switch_proj = self._action_proj(cfg, "switch")
 
-    def forward(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+    def _action_proj(self, cfg: ModelConfig, kind: str) -> nn.Module:
+        n_num, n_cat = getattr(self, f"{kind}_num").shape[1], getattr(self, f"{kind}_cat").shape[1]
+        return nn.Sequential(nn.Linear(n_num + n_cat * cfg.emb_dim, cfg.d_model), nn.GELU())
+
+    def _slot_inputs(self, x: torch.Tensor, cat: torch.Tensor, kind: str) -> torch.Tensor:
+        """(B, T, n_slots, k): each slot's normalised numbers and embedded ids."""
+        num_cols, cat_cols = getattr(self, f"{kind}_num"), getattr(self, f"{kind}_cat")
+        nums = x[..., num_cols]                                       # (B, T, n, k_num)
+        ids = cat[..., cat_cols]                                      # (B, T, n, k_cat)
+        embs = [self.tables[f"emb_{self.cat_vocab[c]}"](ids[..., j])  # same vocab for every slot
+                for j, c in enumerate(cat_cols[0].tolist())]
+        return torch.cat([nums, *embs], dim=-1)
+
+    def forward(self, num: torch.Tensor, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # num (B, T, N_NUM) float, cat (B, T, N_CAT) long
         parts = [self.tables[f"emb_{v}"](cat.index_select(-1, getattr(self, f"cols_{v}"))).flatten(-2)
                  for v in self.vocabs]  # each (B, T, n_cols_v * emb)
         x = ((num - self.num_mean) / self.num_std).clamp(-NUM_CLIP, NUM_CLIP)
-        return self.proj(torch.cat([*parts, x], dim=-1))  # (B, T, d)
+        turn = self.proj(torch.cat([*parts, x], dim=-1))  # (B, T, d)
+        actions = torch.cat([self.move_proj(self._slot_inputs(x, cat, "move")),
+                             self.switch_proj(self._slot_inputs(x, cat, "switch"))], dim=-2)
+        return turn, actions  # (B, T, d), (B, T, A, d)
 
     @torch.no_grad()
     def set_num_stats(self, mean: Any, std: Any) -> None:
@@ -89,24 +141,46 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class CriticHeads(nn.Module):
-    """C×G critics, each an MLP giving Q for every action: (B, T, d) → (B, T, C, G, A)."""
+class ActionScores(nn.Module):
+    """k scores per action, for each of `groups` independent heads, from the context and the
+    action's embedding: (…, d), (…, A, d) → (…, groups, A, k), the same weights for every action.
+    One hidden layer: it runs on A times as many vectors as the trunk does."""
+
+    def __init__(self, d: int, hidden: int, k: int, groups: int = 1):
+        super().__init__()
+        self.groups, self.k = groups, k
+        self.context = nn.Linear(d, hidden * groups)
+        self.action = nn.Linear(d, hidden * groups, bias=False)
+        # one output layer per group: a block-diagonal map, written as a batched matmul
+        self.w = nn.Parameter(torch.randn(groups, hidden, k) / hidden ** 0.5)
+        self.b = nn.Parameter(torch.zeros(groups, k))
+
+    def forward(self, enc: Encoding) -> torch.Tensor:
+        z = F.gelu(self.context(enc.h).unsqueeze(-2) + self.action(enc.actions))  # (…, A, g*h)
+        z = z.unflatten(-1, (self.groups, -1))                                      # (…, A, g, h)
+        return (torch.einsum("...agh,ghk->...agk", z, self.w) + self.b).transpose(-3, -2)
+
+
+class Actor(nn.Module):
+    """Unmasked logits (…, A)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.shape = (cfg.n_critics, len(cfg.gammas), N_ACTIONS)
-        hidden = cfg.d_model * 2
-        self.net = nn.Sequential(nn.Linear(cfg.d_model, hidden * cfg.n_critics), nn.GELU())
-        # one grouped layer per critic: a block-diagonal map, written as a batched matmul
-        self.w = nn.Parameter(torch.randn(cfg.n_critics, hidden, len(cfg.gammas) * N_ACTIONS)
-                              / math.sqrt(hidden))
-        self.b = nn.Parameter(torch.zeros(cfg.n_critics, len(cfg.gammas) * N_ACTIONS))
+        self.scores = ActionScores(cfg.d_model, cfg.d_model, 1)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        C, G, A = self.shape
-        z = self.net(h).unflatten(-1, (C, -1))  # (B, T, C, hidden)
-        q = torch.einsum("btch,chk->btck", z, self.w) + self.b  # (B, T, C, G*A)
-        return q.unflatten(-1, (G, A))  # (B, T, C, G, A)
+    def forward(self, enc: Encoding) -> torch.Tensor:
+        return self.scores(enc)[..., 0, :, 0]
+
+
+class CriticHeads(nn.Module):
+    """C×G critics, each its own head scoring every action: Encoding (…) → Q (…, C, G, A)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.scores = ActionScores(cfg.d_model, cfg.d_model, len(cfg.gammas), cfg.n_critics)
+
+    def forward(self, enc: Encoding) -> torch.Tensor:
+        return self.scores(enc).transpose(-1, -2)  # (…, C, A, G) → (…, C, G, A)
 
 
 class Trunk(nn.Module):
@@ -120,14 +194,15 @@ class Trunk(nn.Module):
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
         self.ln_f = nn.LayerNorm(cfg.d_model)
 
-    def forward(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+    def forward(self, num: torch.Tensor, cat: torch.Tensor) -> Encoding:
         T = num.shape[1]
         if T > self.context:
             raise ValueError(f"window of {T} turns exceeds model.context={self.context}")
-        x = self.encoder(num, cat.long()) + self.pos.weight[:T]  # (B, T, d)
+        turn, actions = self.encoder(num, cat.long())
+        x = turn + self.pos.weight[:T]  # (B, T, d)
         for block in self.blocks:
             x = block(x)
-        return self.ln_f(x)  # (B, T, d)
+        return Encoding((self.ln_f(x), actions))
 
 
 class PolicyModel(nn.Module):
@@ -135,13 +210,12 @@ class PolicyModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.body = Trunk(cfg)
-        self.actor = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.GELU(),
-                                   nn.Linear(cfg.d_model, N_ACTIONS))
+        self.actor = Actor(cfg)
         self.critics = CriticHeads(cfg)
         self.target_body = copy.deepcopy(self.body).requires_grad_(False)
         self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
 
-    def trunk(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+    def trunk(self, num: torch.Tensor, cat: torch.Tensor) -> Encoding:
         return self.body(num, cat)
 
     def target_q(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:

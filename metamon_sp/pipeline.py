@@ -142,9 +142,11 @@ def generation_zero(cfg: Config, run: Run, init_checkpoint: str | Path | None = 
 # ------------------------------------------------------------------------- generation k >= 1
 def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
     """Generation k's collection: generation k-1 plays itself (or its pool), both sides
-    recorded, sampling at `collect.temperature` (evaluation plays at `policy.temperature`)."""
+    recorded, sampling at `collect.temperature` with `collect.epsilon` random legal actions
+    (evaluation plays at `policy.temperature` and `policy.epsilon`)."""
     return replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"),
-                   policy=replace(cfg.policy, temperature=cfg.collect.temperature, greedy=False))
+                   policy=replace(cfg.policy, temperature=cfg.collect.temperature,
+                                  epsilon=cfg.collect.epsilon, greedy=False))
 
 
 def opponent_pool(cfg: Config, run: Run, k: int) -> list[Matchup] | None:

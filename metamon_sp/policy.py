@@ -3,7 +3,7 @@
 Each decision appends the battle's observation to its history (the last `model.context` turns)
 and waits on a future; all decisions that arrive in the same turn of poke-env's event loop are
 answered by one forward pass. Sampling is masked (an illegal action has probability 0), with a
-temperature, or greedy.
+temperature, or greedy; with `epsilon` a uniformly random legal action instead.
 """
 
 from __future__ import annotations
@@ -107,6 +107,10 @@ class Policy:
         else:
             probs = torch.softmax(logits / self.cfg.temperature, dim=-1)
             actions = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+        if self.cfg.epsilon > 0:  # exploration: a uniformly random legal action instead
+            explore = torch.rand(B, generator=self.generator, device=self.device) < self.cfg.epsilon
+            uniform = torch.multinomial(mask.float(), 1, generator=self.generator).squeeze(-1)
+            actions = torch.where(explore, uniform, actions)
         self.forward_passes += 1
         self.decisions += B
         return actions.cpu().numpy()

@@ -132,7 +132,7 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
             _, ref_logp0 = policy_log_probs(ref.actor(ref.trunk(batch.num, batch.cat)), mask)
         kl_ref = _masked_mean((probs * (logp0 - ref_logp0)).sum(-1), valid)
     else:
-        kl_ref = torch.zeros((), device=h.device)
+        kl_ref = torch.zeros((), device=batch.num.device)
     actor_loss = bc_loss + tc.pi_coef * pi_loss + kl_coef * kl_ref - ent_coef * entropy
     loss = actor_loss + tc.critic_coef * critic_loss
     metrics = {

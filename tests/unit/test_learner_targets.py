@@ -139,16 +139,26 @@ def test_a_truncated_battle_is_not_terminal(tmp_path):
     assert m.any()  # the decisions before it bootstrap as usual
 
 
+class _ConstantQ(torch.nn.Module):
+    """Critics whose Q is 0 for action 0 and 1 for every other action, in every state."""
+
+    def __init__(self, C: int, G: int):
+        super().__init__()
+        self.C, self.G = C, G
+
+    def forward(self, enc) -> torch.Tensor:
+        q = torch.ones(*enc.h.shape[:-1], self.C, self.G, N_ACTIONS)
+        q[..., 0] = 0.0
+        return q
+
+
 def test_binary_filter_drops_decisions_with_negative_advantage():
     tc = load_config(["train.actor_filter=binary"]).train
     assert advantage_weights(torch.tensor([-1.0, 0.0, 0.3]), tc).tolist() == [0.0, 0.0, 1.0]
     cfg = load_config(FAST)
     torch.manual_seed(0)
     model = PolicyModel(cfg.model)
-    with torch.no_grad():  # Q: the taken action 0 is the worst → A < 0 everywhere
-        model.critics.b.zero_()
-        model.critics.w.zero_()
-        model.critics.b.view(cfg.model.n_critics, -1, N_ACTIONS)[:, :, 1:] = 1.0
+    model.critics = _ConstantQ(cfg.model.n_critics, len(cfg.model.gammas))  # action 0 worst: A < 0
     batch = _batch([[0.0] * 4] * 2, [[0, 0, 0, 1]] * 2, [[1] * 4] * 2)
     out = compute_losses(model, None, batch, cfg.train, torch.tensor(cfg.model.gammas), 0.0, 0.0)
     assert out.terms["bc"].item() == 0.0  # nothing to clone

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from metamon_sp.config import PolicyConfig, load_config
-from metamon_sp.features import N_ACTIONS, N_CAT, N_NUM, Observation
+from metamon_sp.features import FEATURE_SPEC, N_ACTIONS, N_CAT, N_NUM, Observation
 from metamon_sp.model import PolicyModel, masked_logits
 from metamon_sp.policy import Policy
 from metamon_sp.train import policy_log_probs
@@ -64,9 +64,9 @@ def test_illegal_actions_get_exactly_zero_probability_and_gradient():
     assert torch.isfinite(masked_logits(torch.randn(2, N_ACTIONS), torch.zeros(2, N_ACTIONS, dtype=bool))).all()
 
 
-@pytest.mark.parametrize("greedy", [False, True])
-def test_policy_never_samples_an_illegal_action(greedy):
-    policy = Policy(tiny(), PolicyConfig(greedy=greedy, temperature=5.0), seed=1)
+@pytest.mark.parametrize("greedy,epsilon", [(False, 0.0), (True, 0.0), (True, 0.5)])
+def test_policy_never_samples_an_illegal_action(greedy, epsilon):
+    policy = Policy(tiny(), PolicyConfig(greedy=greedy, temperature=5.0, epsilon=epsilon), seed=1)
     rng = np.random.default_rng(0)
     for step in range(200):
         mask = rng.random(N_ACTIONS) < 0.3
@@ -77,6 +77,26 @@ def test_policy_never_samples_an_illegal_action(greedy):
         (a,) = policy.act([("p", "b")], mask[None])
         assert mask[a]
     assert len(policy._histories[("p", "b")].num) == policy.context  # history is bounded
+
+
+def test_epsilon_explores_uniformly_among_legal_actions():
+    """Greedy play always picks one action; with ε = 0.5 half the decisions are uniform over the
+    legal ones (so the greedy action has ≈ 0.5 + 0.5/3 of them) and illegal ones stay at 0."""
+    mask = np.array([True, False, True, False, True] + [False] * 5)
+    obs = Observation(np.zeros(N_NUM, np.float32), np.zeros(N_CAT, np.int16), mask, np.zeros(6, np.float32))
+    counts = {}
+    for eps in (0.0, 0.5):
+        policy = Policy(tiny(), PolicyConfig(greedy=True, epsilon=eps), seed=3)
+        keys = [("p", str(i)) for i in range(3000)]
+        for k in keys:
+            policy.observe(k, obs, rqid=0)
+        counts[eps] = np.bincount(policy.act(keys, np.repeat(mask[None], len(keys), 0)), minlength=N_ACTIONS)
+    greedy = int(counts[0.0].argmax())
+    assert counts[0.0][greedy] == 3000 and mask[greedy]
+    assert (counts[0.5][~mask] == 0).all() and (counts[0.5][mask] > 0).all()
+    assert abs(counts[0.5][greedy] / 3000 - (0.5 + 0.5 / 3)) < 0.04
+    with pytest.raises(Exception, match="policy.epsilon"):
+        PolicyConfig(epsilon=1.5)
 
 
 def test_polyak_update_moves_targets_towards_the_critics():
@@ -101,3 +121,22 @@ def test_a_retried_request_replaces_the_last_turn():
     policy.forget(("p", "b"))
     assert ("p", "b") not in policy._histories
     assert copy.copy(policy.context) == policy.model.cfg.context
+
+
+def test_actions_are_scored_with_shared_weights_per_slot_kind():
+    """Two move slots (or two switch slots) holding the same features get the same embedding and
+    the same score: a move is judged by what it is, not by which slot it is in."""
+    m = tiny().eval()
+    num, cat = inputs(B=1, T=3)
+    for x, names in ((num, FEATURE_SPEC.num), (cat, FEATURE_SPEC.cat)):
+        for a, b in (("move0_", "move2_"), ("own1_", "own4_")):
+            for j, name in enumerate(names):
+                if name.startswith(b):
+                    x[..., j] = x[..., names.index(a + name[len(b):])]
+    with torch.no_grad():
+        enc = m.trunk(num, cat)
+        logits, q = m(num, cat)
+    torch.testing.assert_close(enc.actions[..., 0, :], enc.actions[..., 2, :])
+    torch.testing.assert_close(logits[..., 4 + 1], logits[..., 4 + 4])
+    torch.testing.assert_close(q[..., 0], q[..., 2])
+    assert not torch.allclose(logits[..., 0], logits[..., 1])

@@ -98,7 +98,10 @@ def test_diagnose_reports_every_figure():
 def test_collection_explores_at_its_own_temperature(tmp_path):
     from metamon_sp.pipeline import selfplay_config
 
-    cfg = load_config(["collect.temperature=2.0", "policy.temperature=1.0", "policy.greedy=true"])
+    cfg = load_config(["collect.temperature=2.0", "policy.temperature=1.0", "policy.greedy=true",
+                       "collect.epsilon=0.1"])
     ccfg = selfplay_config(cfg, _run(tmp_path, 2), 2)
     assert ccfg.policy.temperature == 2.0 and not ccfg.policy.greedy  # training data
+    assert ccfg.policy.epsilon == 0.1
     assert cfg.policy.temperature == 1.0 and cfg.policy.greedy  # evaluation as configured
+    assert cfg.policy.epsilon == 0.0

@@ -1,0 +1,153 @@
+"""Gen 1 damage estimates: what a move of one Pokémon would do to another, as a share of HP.
+
+The featurizer gives the model these per action (each move, each switch-in) so a choice can be
+scored by the same small network whatever the slot, species or team: the quantities a player
+reasons with, computed from what the player can see. Own stats are known exactly (the request
+lists them); the opponent's are estimated from base stats at level 100 with maximal DVs and stat
+experience, the Gen 1 OU norm. Critical hits, damage rolls' spread and move side effects are left
+to the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from poke_env.battle import Effect, Move, Pokemon, Status
+
+from metamon_sp import dex
+
+LEVEL = 100
+AVG_ROLL = 236 / 255  # Gen 1 damage is multiplied by a roll in [217, 255] / 255
+MIN_ROLL = 217 / 255
+# Gen 1 decides physical or special by the move's type, not by the move.
+SPECIAL_TYPES = frozenset({"FIRE", "WATER", "GRASS", "ELECTRIC", "ICE", "PSYCHIC", "DRAGON"})
+FIXED_DAMAGE = {"seismictoss": LEVEL, "nightshade": LEVEL, "dragonrage": 40, "sonicboom": 20,
+                "psywave": 75}
+GENERIC_POWER = 80  # the power assumed for an opponent's unrevealed STAB attack
+
+
+def estimated_stat(base: int, hp: bool = False) -> float:
+    """A level-100 Gen 1 stat with DV 15 and full stat experience."""
+    return 2 * base + (203 if hp else 98)
+
+
+def boost_multiplier(stage: int) -> float:
+    return (2 + stage) / 2 if stage >= 0 else 2 / (2 - stage)
+
+
+@dataclass(frozen=True)
+class Side:
+    """What a damage estimate needs to know of one Pokémon."""
+    types: tuple[str, ...]         # upper-case type names
+    atk: float                     # effective stats, boosts and burn applied
+    defense: float
+    special: float
+    speed: float
+    hp: float                      # current HP points (estimated for the opponent)
+    max_hp: float
+    asleep: bool = False
+    reflect: bool = False
+
+
+def side_of(mon: Pokemon, known_stats: bool) -> Side:
+    """Own Pokémon: the request's stats. Opponent's: estimates from base stats."""
+    boosts = mon.boosts
+    if known_stats and mon.stats.get("atk"):
+        st = mon.stats
+        raw = {k: float(st.get(k) or 0) for k in ("atk", "def", "spa", "spe")}
+        max_hp = float(mon.max_hp or 1)
+        hp = float(mon.current_hp or 0) if mon.max_hp else mon.current_hp_fraction * max_hp
+    else:
+        b = mon.base_stats
+        raw = {k: estimated_stat(b.get(k, 0)) for k in ("atk", "def", "spa", "spe")}
+        max_hp = estimated_stat(b.get("hp", 0), hp=True)
+        hp = mon.current_hp_fraction * max_hp
+    atk = raw["atk"] * boost_multiplier(boosts.get("atk", 0))
+    if mon.status == Status.BRN:
+        atk /= 2
+    speed = raw["spe"] * boost_multiplier(boosts.get("spe", 0))
+    if mon.status == Status.PAR:
+        speed /= 4
+    return Side(
+        types=tuple(t.name for t in mon.types if t is not None),
+        atk=atk, defense=raw["def"] * boost_multiplier(boosts.get("def", 0)),
+        special=raw["spa"] * boost_multiplier(boosts.get("spa", 0)), speed=speed,
+        hp=hp, max_hp=max_hp, asleep=mon.status == Status.SLP,
+        reflect=Effect.REFLECT in mon.effects)
+
+
+def _type_mult(move_type: str, defender: Side) -> float:
+    t = dex.TYPE_VOCAB.get(move_type, 0)
+    d = [dex.TYPE_VOCAB.get(x, 0) for x in defender.types] + [0, 0]
+    return dex.type_multiplier(t, (d[0], d[1])) if d[0] else 1.0
+
+
+def move_damage(move: Move | str, attacker: Side, defender: Side, roll: float = AVG_ROLL) -> float:
+    """Expected HP points a hit of `move` takes off `defender` (accuracy not applied)."""
+    move_id = move if isinstance(move, str) else move.id
+    entry = dex.move_entry(move_id)
+    if entry is None:
+        return 0.0
+    move_type = str(entry.get("type", "")).upper()
+    if move_id in FIXED_DAMAGE:  # fixed damage ignores type immunity in Gen 1
+        return float(FIXED_DAMAGE[move_id])
+    if move_id == "superfang":
+        return defender.hp / 2
+    if entry.get("ohko"):
+        return defender.hp if attacker.speed >= defender.speed else 0.0
+    power = entry.get("basePower", 0)
+    if entry.get("category") == "Status" or power <= 1:
+        return 0.0
+    if move_id == "dreameater" and not defender.asleep:
+        return 0.0
+    special = move_type in SPECIAL_TYPES
+    a = attacker.special if special else attacker.atk
+    d = defender.special if special else defender.defense * (2 if defender.reflect else 1)
+    if entry.get("selfdestruct"):
+        d /= 2  # Explosion and Self-Destruct halve the target's Defense in Gen 1
+    base = (2 * LEVEL / 5 + 2) * power * a / max(d, 1.0) / 50 + 2
+    stab = 1.5 if move_type in attacker.types else 1.0
+    hits = entry.get("multihit")
+    n_hits = (sum(hits) / 2 + 0.5 if isinstance(hits, list) else hits) if hits else 1
+    return base * stab * _type_mult(move_type, defender) * roll * n_hits
+
+
+def hp_share(damage: float, defender: Side) -> float:
+    """Damage as a share of the defender's current HP, capped at 1 (a knockout)."""
+    return min(1.0, damage / defender.hp) if defender.hp > 0 else 0.0
+
+
+def best_share(moves: list[str], attacker: Side, defender: Side) -> float:
+    """The largest accuracy-weighted share of the defender's HP one of `moves` takes."""
+    best = 0.0
+    for m in moves:
+        entry = dex.move_entry(m)
+        acc = entry.get("accuracy", True) if entry else True
+        acc = 1.0 if acc is True else acc / 100
+        best = max(best, hp_share(move_damage(m, attacker, defender), defender) * acc)
+    return best
+
+
+def threat_moves(mon: Pokemon) -> list[str]:
+    """The opponent's moves a player should fear: those it revealed, else a STAB attack per type."""
+    revealed = [m for m in mon.moves if dex.move_entry(m) is not None]
+    if revealed:
+        return revealed
+    return [f"_stab_{t.name}" for t in mon.types if t is not None]
+
+
+def threat_share(moves: list[str], attacker: Side, defender: Side) -> float:
+    """`best_share`, where `_stab_<TYPE>` stands for an unrevealed STAB attack of that type."""
+    best = 0.0
+    for m in moves:
+        if m.startswith("_stab_"):
+            move_type = m[len("_stab_"):]
+            special = move_type in SPECIAL_TYPES
+            a = attacker.special if special else attacker.atk
+            d = defender.special if special else defender.defense * (2 if defender.reflect else 1)
+            dmg = ((2 * LEVEL / 5 + 2) * GENERIC_POWER * a / max(d, 1.0) / 50 + 2) * 1.5 \
+                * _type_mult(move_type, defender) * AVG_ROLL
+            best = max(best, hp_share(dmg, defender))
+        else:
+            best = max(best, best_share([m], attacker, defender))
+    return best
