@@ -38,6 +38,12 @@ def _slot_columns(names: tuple[str, ...], prefix: str, n: int) -> torch.Tensor:
     return torch.tensor(per_slot, dtype=torch.long)
 
 
+def action_dim(cfg: ModelConfig) -> int:
+    """Width of an action's embedding and of the per-action heads: they run on A = 10 vectors
+    per turn, so half the trunk's width keeps them cheap."""
+    return max(16, cfg.d_model // 2)
+
+
 class Encoding(tuple):
     """(h, actions): per-turn context (…, d) and per-action embeddings (…, A, d). Indexing
     applies to the leading (batch, time) dimensions of both."""
@@ -77,32 +83,31 @@ class TurnEncoder(nn.Module):
         for kind, prefix, n in (("move", "move", N_MOVES), ("switch", "own", N_SLOTS)):
             self.register_buffer(f"{kind}_num", _slot_columns(num_names, prefix, n), persistent=False)
             self.register_buffer(f"{kind}_cat", _slot_columns(cat_names, prefix, n), persistent=False)
-        self.cat_vocab = FEATURE_SPEC.cat_vocab
+        # where each categorical column lands once the tables' outputs are concatenated
+        order = torch.cat([getattr(self, f"cols_{v}") for v in vocabs])
+        self.register_buffer("emb_pos", torch.argsort(order), persistent=False)
         self.move_proj = self._action_proj(cfg, "move")
         self.switch_proj = self._action_proj(cfg, "switch")
 
     def _action_proj(self, cfg: ModelConfig, kind: str) -> nn.Module:
         n_num, n_cat = getattr(self, f"{kind}_num").shape[1], getattr(self, f"{kind}_cat").shape[1]
-        return nn.Sequential(nn.Linear(n_num + n_cat * cfg.emb_dim, cfg.d_model), nn.GELU())
+        return nn.Sequential(nn.Linear(n_num + n_cat * cfg.emb_dim, action_dim(cfg)), nn.GELU())
 
-    def _slot_inputs(self, x: torch.Tensor, cat: torch.Tensor, kind: str) -> torch.Tensor:
+    def _slot_inputs(self, x: torch.Tensor, emb: torch.Tensor, kind: str) -> torch.Tensor:
         """(B, T, n_slots, k): each slot's normalised numbers and embedded ids."""
         num_cols, cat_cols = getattr(self, f"{kind}_num"), getattr(self, f"{kind}_cat")
-        nums = x[..., num_cols]                                       # (B, T, n, k_num)
-        ids = cat[..., cat_cols]                                      # (B, T, n, k_cat)
-        embs = [self.tables[f"emb_{self.cat_vocab[c]}"](ids[..., j])  # same vocab for every slot
-                for j, c in enumerate(cat_cols[0].tolist())]
-        return torch.cat([nums, *embs], dim=-1)
+        ids = emb[:, :, self.emb_pos[cat_cols]].flatten(-2)          # (B, T, n, k_cat * emb)
+        return torch.cat([x[..., num_cols], ids], dim=-1)
 
     def forward(self, num: torch.Tensor, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # num (B, T, N_NUM) float, cat (B, T, N_CAT) long
-        parts = [self.tables[f"emb_{v}"](cat.index_select(-1, getattr(self, f"cols_{v}"))).flatten(-2)
-                 for v in self.vocabs]  # each (B, T, n_cols_v * emb)
+        emb = torch.cat([self.tables[f"emb_{v}"](cat.index_select(-1, getattr(self, f"cols_{v}")))
+                         for v in self.vocabs], dim=-2)  # (B, T, N_CAT, emb), tables' order
         x = ((num - self.num_mean) / self.num_std).clamp(-NUM_CLIP, NUM_CLIP)
-        turn = self.proj(torch.cat([*parts, x], dim=-1))  # (B, T, d)
-        actions = torch.cat([self.move_proj(self._slot_inputs(x, cat, "move")),
-                             self.switch_proj(self._slot_inputs(x, cat, "switch"))], dim=-2)
-        return turn, actions  # (B, T, d), (B, T, A, d)
+        turn = self.proj(torch.cat([emb.flatten(-2), x], dim=-1))  # (B, T, d)
+        actions = torch.cat([self.move_proj(self._slot_inputs(x, emb, "move")),
+                             self.switch_proj(self._slot_inputs(x, emb, "switch"))], dim=-2)
+        return turn, actions  # (B, T, d), (B, T, A, action_dim)
 
     @torch.no_grad()
     def set_num_stats(self, mean: Any, std: Any) -> None:
@@ -146,11 +151,11 @@ class ActionScores(nn.Module):
     action's embedding: (…, d), (…, A, d) → (…, groups, A, k), the same weights for every action.
     One hidden layer: it runs on A times as many vectors as the trunk does."""
 
-    def __init__(self, d: int, hidden: int, k: int, groups: int = 1):
+    def __init__(self, d: int, d_action: int, hidden: int, k: int, groups: int = 1):
         super().__init__()
         self.groups, self.k = groups, k
         self.context = nn.Linear(d, hidden * groups)
-        self.action = nn.Linear(d, hidden * groups, bias=False)
+        self.action = nn.Linear(d_action, hidden * groups, bias=False)
         # one output layer per group: a block-diagonal map, written as a batched matmul
         self.w = nn.Parameter(torch.randn(groups, hidden, k) / hidden ** 0.5)
         self.b = nn.Parameter(torch.zeros(groups, k))
@@ -166,7 +171,7 @@ class Actor(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.scores = ActionScores(cfg.d_model, cfg.d_model, 1)
+        self.scores = ActionScores(cfg.d_model, action_dim(cfg), action_dim(cfg), 1)
 
     def forward(self, enc: Encoding) -> torch.Tensor:
         return self.scores(enc)[..., 0, :, 0]
@@ -177,7 +182,8 @@ class CriticHeads(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.scores = ActionScores(cfg.d_model, cfg.d_model, len(cfg.gammas), cfg.n_critics)
+        self.scores = ActionScores(cfg.d_model, action_dim(cfg), action_dim(cfg), len(cfg.gammas),
+                                   cfg.n_critics)
 
     def forward(self, enc: Encoding) -> torch.Tensor:
         return self.scores(enc).transpose(-1, -2)  # (…, C, A, G) → (…, C, G, A)
