@@ -100,16 +100,24 @@ def move_damage(move: Move | str, attacker: Side, defender: Side, roll: float = 
         return 0.0
     if move_id == "dreameater" and not defender.asleep:
         return 0.0
+    hits = entry.get("multihit")
+    n_hits = (sum(hits) / 2 + 0.5 if isinstance(hits, list) else hits) if hits else 1
+    # Explosion and Self-Destruct halve the target's Defense in Gen 1
+    return _formula(power, move_type, attacker, defender, roll,
+                    halve_defense=bool(entry.get("selfdestruct"))) * n_hits
+
+
+def _formula(power: float, move_type: str, attacker: Side, defender: Side, roll: float,
+             halve_defense: bool = False) -> float:
+    """Gen 1's damage formula at level 100 for one hit of an attack of this power and type."""
     special = move_type in SPECIAL_TYPES
     a = attacker.special if special else attacker.atk
     d = defender.special if special else defender.defense * (2 if defender.reflect else 1)
-    if entry.get("selfdestruct"):
-        d /= 2  # Explosion and Self-Destruct halve the target's Defense in Gen 1
+    if halve_defense:
+        d /= 2
     base = (2 * LEVEL / 5 + 2) * power * a / max(d, 1.0) / 50 + 2
     stab = 1.5 if move_type in attacker.types else 1.0
-    hits = entry.get("multihit")
-    n_hits = (sum(hits) / 2 + 0.5 if isinstance(hits, list) else hits) if hits else 1
-    return base * stab * _type_mult(move_type, defender) * roll * n_hits
+    return base * stab * _type_mult(move_type, defender) * roll
 
 
 def hp_share(damage: float, defender: Side) -> float:
@@ -141,12 +149,7 @@ def threat_share(moves: list[str], attacker: Side, defender: Side) -> float:
     best = 0.0
     for m in moves:
         if m.startswith("_stab_"):
-            move_type = m[len("_stab_"):]
-            special = move_type in SPECIAL_TYPES
-            a = attacker.special if special else attacker.atk
-            d = defender.special if special else defender.defense * (2 if defender.reflect else 1)
-            dmg = ((2 * LEVEL / 5 + 2) * GENERIC_POWER * a / max(d, 1.0) / 50 + 2) * 1.5 \
-                * _type_mult(move_type, defender) * AVG_ROLL
+            dmg = _formula(GENERIC_POWER, m[len("_stab_"):], attacker, defender, AVG_ROLL)
             best = max(best, hp_share(dmg, defender))
         else:
             best = max(best, best_share([m], attacker, defender))
