@@ -259,15 +259,11 @@ def _matchups(own: list[Pokemon], opp_active: Pokemon | None,
         mon = own[i]
         us = damage.side_of(mon, known_stats=True)
         mine = [m for m in mon.moves if dex.move_entry(m) is not None]
-        worst = max((dex.type_multiplier(t, species_types(mon)) for t in opp_types), default=1.0)
+        worst = max((dex.type_multiplier(t, dex.species_info(mon.species).types) for t in opp_types), default=1.0)
         out += [damage.best_share(mine, us, them), damage.threat_share(threats, them, us),
                 float(np.sign(us.speed - them.speed)),
                 float(np.log2(worst)) / 2.0 if worst > 0 else -1.0]
     return out
-
-
-def species_types(mon: Pokemon) -> tuple[int, int]:
-    return dex.species_info(mon.species).types
 
 
 def reward_facts(battle: Battle) -> np.ndarray:

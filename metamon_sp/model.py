@@ -153,7 +153,7 @@ class ActionScores(nn.Module):
 
     def __init__(self, d: int, d_action: int, hidden: int, k: int, groups: int = 1):
         super().__init__()
-        self.groups, self.k = groups, k
+        self.groups = groups
         self.context = nn.Linear(d, hidden * groups)
         self.action = nn.Linear(d_action, hidden * groups, bias=False)
         # one output layer per group: a block-diagonal map, written as a batched matmul
