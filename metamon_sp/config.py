@@ -212,6 +212,9 @@ class TrainConfig:
     """Advantage filter of the behaviour-cloning term: binary (A > 0), exp (exp(A/β)), none."""
     exp_beta: float = 1.0
     exp_max_weight: float = 20.0
+    explored_margin: float = 0.0
+    """An exploratory decision (`collect.epsilon`) is cloned only when its advantage exceeds this
+    (scaled reward units; 0: like any other decision). It always trains the critic."""
     pi_coef: float = 0.0
     """Weight of the policy-improvement term −E_π Q."""
     critic_coef: float = 1.0
@@ -231,6 +234,7 @@ class TrainConfig:
         _check(0 < self.tau <= 1, "train.tau", self.tau, "in (0, 1]")
         _check(self.actor_filter in ("binary", "exp", "none"), "train.actor_filter",
                self.actor_filter, "one of binary, exp, none")
+        _check(self.explored_margin >= 0, "train.explored_margin", self.explored_margin, ">= 0")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
                "train.device", self.device, "auto, cpu, cuda or cuda:N")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")

@@ -67,6 +67,7 @@ class _BattleRecord:
     masks: list[np.ndarray] = field(default_factory=list)
     facts: list[np.ndarray] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
+    explored: list[bool] = field(default_factory=list)
     invalid: int = 0
     unavailable: int = 0
     errors: list[str] = field(default_factory=list)
@@ -113,7 +114,8 @@ class RecordingMixin:
     @staticmethod
     def _drop_last_step(rec: _BattleRecord) -> None:
         if rec.actions:
-            for seq in (rec.rqids, rec.obs_num, rec.obs_cat, rec.masks, rec.facts, rec.actions):
+            for seq in (rec.rqids, rec.obs_num, rec.obs_cat, rec.masks, rec.facts, rec.actions,
+                        rec.explored):
                 seq.pop()
 
     # ------------------------------------------------------------------------- decisions
@@ -125,15 +127,20 @@ class RecordingMixin:
         return self._record(battle, obs, choice)
 
     def choose_action(self, battle: Battle, obs: Observation
-                      ) -> BattleOrder | int | Awaitable[BattleOrder | int]:
+                      ) -> BattleOrder | int | Awaitable[BattleOrder | int | tuple[int, bool]]:
         """An order or an action index. Baselines defer to their poke-env `choose_move`;
-        a learned policy overrides this and uses `obs` (already featurized)."""
+        a learned policy overrides this and uses `obs` (already featurized), and may answer
+        (action, explored)."""
         return super().choose_move(battle)  # type: ignore[misc]
 
     async def _finish_async(self, battle: Battle, obs: Observation, choice: Awaitable) -> BattleOrder:
-        return self._record(battle, obs, await choice)
+        result = await choice
+        if isinstance(result, tuple):
+            return self._record(battle, obs, result[0], explored=result[1])
+        return self._record(battle, obs, result)
 
-    def _record(self, battle: Battle, obs: Observation, choice: BattleOrder | int) -> BattleOrder:
+    def _record(self, battle: Battle, obs: Observation, choice: BattleOrder | int,
+                explored: bool = False) -> BattleOrder:
         if isinstance(choice, (int, np.integer)):
             action = int(choice)
             order = action_to_order(action, battle)
@@ -155,6 +162,7 @@ class RecordingMixin:
         rec.masks.append(obs.mask)
         rec.facts.append(obs.facts)
         rec.actions.append(action)
+        rec.explored.append(explored)
         return order
 
     # ----------------------------------------------------------------------- battle end
@@ -187,6 +195,7 @@ class RecordingMixin:
                 obs_num=np.stack(rec.obs_num) if rec.obs_num else np.zeros((0, N_NUM), np.float32),
                 obs_cat=np.stack(rec.obs_cat) if rec.obs_cat else np.zeros((0, N_CAT), np.int16),
                 actions=np.asarray(rec.actions, dtype=np.int8),
+                explored=np.asarray(rec.explored, dtype=bool),
                 masks=np.stack(rec.masks) if rec.masks else np.zeros((0, N_ACTIONS), bool),
                 facts=np.stack([*rec.facts, reward_facts(battle)]),
                 invalid_actions=rec.invalid,
@@ -207,7 +216,7 @@ class PolicyPlayer(RecordingMixin, Player):
         super().__init__(*args, **kwargs)
         self.policy = policy
 
-    def choose_action(self, battle: Battle, obs: Observation) -> Awaitable[int]:
+    def choose_action(self, battle: Battle, obs: Observation) -> Awaitable[tuple[int, bool]]:
         rqid = (battle.last_request or {}).get("rqid")
         return self.policy.decide((self.username, battle.battle_tag), obs, rqid)
 

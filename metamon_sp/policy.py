@@ -84,9 +84,14 @@ class Policy:
         self._histories.pop(key, None)
 
     # ------------------------------------------------------------------------- choosing
-    @torch.no_grad()
     def act(self, keys: list[tuple[str, str]], masks: np.ndarray) -> np.ndarray:
         """Actions for the battles `keys` (their histories end with the current turn)."""
+        return self.choose(keys, masks)[0]
+
+    @torch.no_grad()
+    def choose(self, keys: list[tuple[str, str]], masks: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Actions for the battles `keys`, and which of them were exploratory (epsilon)."""
         lengths = [len(self._histories[k].num) for k in keys]
         T = max(lengths)
         B = len(keys)
@@ -107,19 +112,23 @@ class Policy:
         else:
             probs = torch.softmax(logits / self.cfg.temperature, dim=-1)
             actions = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+        explore = torch.zeros(B, dtype=torch.bool, device=self.device)
         if self.cfg.epsilon > 0:  # exploration: a uniformly random legal action instead
             explore = torch.rand(B, generator=self.generator, device=self.device) < self.cfg.epsilon
             uniform = torch.multinomial(mask.float(), 1, generator=self.generator).squeeze(-1)
             actions = torch.where(explore, uniform, actions)
         self.forward_passes += 1
         self.decisions += B
-        return actions.cpu().numpy()
+        return actions.cpu().numpy(), explore.cpu().numpy()
 
-    async def decide(self, key: tuple[str, str], obs: Observation, rqid: Any) -> int:
-        """Queue this battle's decision; one forward pass answers everything queued with it."""
+    async def decide(self, key: tuple[str, str], obs: Observation, rqid: Any
+                     ) -> tuple[int, bool]:
+        """Queue this battle's decision; one forward pass answers everything queued with it.
+        Returns the action and whether it was an exploratory one."""
         self.observe(key, obs, rqid)
         if not self.cfg.batched:
-            return int(self.act([key], obs.mask[None])[0])
+            actions, explored = self.choose([key], obs.mask[None])
+            return int(actions[0]), bool(explored[0])
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         self._pending.append((key, obs.mask, fut))
@@ -134,15 +143,16 @@ class Policy:
         for i in range(0, len(pending), self.cfg.max_batch):
             chunk = pending[i:i + self.cfg.max_batch]
             try:
-                actions = self.act([k for k, _, _ in chunk], np.stack([m for _, m, _ in chunk]))
+                actions, explored = self.choose([k for k, _, _ in chunk],
+                                                np.stack([m for _, m, _ in chunk]))
             except Exception as e:  # never leave a battle waiting forever
                 for _, _, fut in chunk:
                     if not fut.done():
                         fut.set_exception(e)
                 continue
-            for (_, _, fut), a in zip(chunk, actions):
+            for (_, _, fut), a, e in zip(chunk, actions, explored):
                 if not fut.done():
-                    fut.set_result(int(a))
+                    fut.set_result((int(a), bool(e)))
 
 
 _THREADS_BEFORE: int | None = None

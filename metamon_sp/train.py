@@ -79,12 +79,20 @@ def td_targets(q_next: torch.Tensor, pi_next: torch.Tensor, batch: Batch, gammas
     return y, mask
 
 
-def advantage_weights(adv: torch.Tensor, tc: TrainConfig) -> torch.Tensor:
-    """How much each decision counts in the behaviour-cloning term, from its advantage."""
+def advantage_weights(adv: torch.Tensor, tc: TrainConfig,
+                      explored: torch.Tensor | None = None) -> torch.Tensor:
+    """How much each decision counts in the behaviour-cloning term, from its advantage. An
+    exploratory (random) action is cloned only when its advantage clears `train.explored_margin`:
+    it teaches the critic either way, but the actor copies it only when it is clearly better than
+    what the policy would have done (a noisy A > 0 would copy random play)."""
+    if explored is not None and tc.explored_margin > 0:
+        adv = torch.where(explored, adv - tc.explored_margin, adv)
     if tc.actor_filter == "binary":
         return (adv > 0).float()
     if tc.actor_filter == "exp":
         return torch.exp(adv / tc.exp_beta).clamp(max=tc.exp_max_weight)
+    if explored is not None and tc.explored_margin > 0:
+        return (~explored | (adv > 0)).float()
     return torch.ones_like(adv)
 
 
@@ -120,7 +128,7 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
     q_pi = q[:, :, :, 0, :].min(dim=2).values.detach().masked_fill(~mask, 0.0)  # (B, L, A)
     v = (probs.detach() * q_pi).sum(-1)                                          # (B, L)
     adv = q_pi.gather(-1, a[..., None]).squeeze(-1) - v                          # (B, L)
-    weight = advantage_weights(adv, tc)
+    weight = advantage_weights(adv, tc, batch.explored)
     logp_a = logp0.gather(-1, a[..., None]).squeeze(-1)                          # (B, L)
     bc_loss = -_masked_mean(weight * logp_a, valid)
     pi_loss = -_masked_mean((probs * q_pi).sum(-1), valid)
@@ -141,6 +149,9 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
         "train/entropy": entropy.item(), "train/q_mean": _masked_mean(q_taken.mean(dim=(2, 3)),
                                                                       valid).item(),
         "train/adv_positive_frac": _masked_mean((adv > 0).float(), valid).item(),
+        "train/explored_frac": _masked_mean(batch.explored.float(), valid).item(),
+        "train/explored_cloned_frac": _masked_mean((weight > 0).float(),
+                                                   batch.explored.float()).item(),
         "damping/kl_ref": kl_ref.item(),
     }
     terms = {"critic": critic_loss, "bc": bc_loss, "pi": pi_loss, "entropy": entropy,

@@ -39,6 +39,7 @@ class Batch:
     valid: torch.Tensor    # (B, L) bool: inside the trajectory
     cut: torch.Tensor      # (B, L) bool: a truncated battle's last decision (no next state, not
                            # terminal: it gets no TD target; the decision before bootstraps off it)
+    explored: torch.Tensor  # (B, L) bool: the recorded action was an exploratory random one
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(**{k: getattr(self, k).to(device, non_blocking=True)
@@ -51,7 +52,7 @@ class OfflineData:
 
     def __init__(self, data_dirs: Sequence[Path | str], reward: ShapedReward, reward_scale: float,
                  weights: Sequence[float] | None = None):
-        nums, cats, masks, acts, rews, dones, cuts, lengths, traj_w = [], [], [], [], [], [], [], [], []
+        nums, cats, masks, acts, rews, dones, cuts, explored, lengths, traj_w = ([] for _ in range(10))
         self.sources = [str(d) for d in data_dirs]
         weights = [1.0] * len(self.sources) if weights is None else list(weights)
         if len(weights) != len(self.sources) or min(weights, default=1.0) <= 0:
@@ -65,6 +66,7 @@ class OfflineData:
                 cats.append(t.obs_cat)
                 masks.append(t.masks)
                 acts.append(t.actions.astype(np.int64))
+                explored.append(t.explored)
                 # A truncated battle was cut short (a forfeit by timeout): its recorded outcome
                 # says nothing about play, and its last decision has no successor to learn from.
                 outcome = 0 if t.truncated else t.outcome
@@ -84,6 +86,7 @@ class OfflineData:
         self.rewards = np.concatenate(rews).astype(np.float32)
         self.dones = np.concatenate(dones)
         self.cuts = np.concatenate(cuts)
+        self.explored = np.concatenate(explored).astype(bool)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.traj_weights = np.asarray(traj_w, dtype=np.float64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
@@ -129,4 +132,5 @@ class OfflineData:
             dones=torch.from_numpy(np.where(valid, self.dones[idx], 0.0).astype(np.float32)),
             valid=torch.from_numpy(valid),
             cut=torch.from_numpy(valid & self.cuts[idx]),
+            explored=torch.from_numpy(valid & self.explored[idx]),
         )

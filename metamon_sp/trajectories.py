@@ -1,7 +1,7 @@
 """The trajectory store: Parquet shards, one row per recorded trajectory (one side of one battle).
 
-A row holds the battle's metadata and, per decision, the observation, action, legality mask and
-reward facts (flattened lists; shapes come from the feature spec in the shard's metadata). Each
+A row holds the battle's metadata and, per decision, the observation, action, legality mask,
+whether the action was an exploratory random one, and reward facts (flattened lists; shapes come from the feature spec in the shard's metadata). Each
 shard carries its schema version, feature spec hash and a summary in its Parquet metadata, so a
 dataset folder's `manifest.json` can always be rebuilt from the shards alone.
 """
@@ -26,7 +26,9 @@ from metamon_sp.features import FEATURE_SPEC, N_ACTIONS, N_CAT, N_FACTS, N_NUM
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 shards (before `explored`) still read: their decisions count as not explored.
+_READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 SHARD_GLOB = "*.parquet"
 _META_KEY = b"metamon_sp"
@@ -63,6 +65,11 @@ class Trajectory:
     errors: list[str] = field(default_factory=list)
     generation: int = 0
     format: str = "gen1ou"
+    explored: np.ndarray | None = None  # (T,) bool: the action was an exploratory random one
+
+    def __post_init__(self) -> None:
+        if self.explored is None:
+            self.explored = np.zeros(self.actions.shape[0], dtype=bool)
 
     @property
     def steps(self) -> int:
@@ -87,7 +94,9 @@ _ARRAYS: dict[str, tuple[pa.DataType, np.dtype, int]] = {
     "actions": (pa.int8(), np.dtype(np.int8), 1),
     "masks": (pa.bool_(), np.dtype(bool), N_ACTIONS),
     "facts": (pa.float32(), np.dtype(np.float32), N_FACTS),
+    "explored": (pa.bool_(), np.dtype(bool), 1),
 }
+_ADDED_IN = {"explored": 2}  # columns an older schema version lacks (read as all False)
 
 
 def summarize(trajs: Iterable[Trajectory]) -> dict[str, int]:
@@ -152,9 +161,10 @@ def _shard_meta(path: Path, parquet_meta: dict[bytes, bytes] | None) -> dict[str
         raise ShardError(f"{path} is not a metamon-sp trajectory shard (it has no metamon_sp "
                          f"metadata); move it out of the dataset folder.")
     meta = json.loads(raw)
-    if meta.get("schema_version") != SCHEMA_VERSION:
+    if meta.get("schema_version") not in _READABLE_VERSIONS:
         raise ShardError(f"{path} has trajectory schema version {meta.get('schema_version')}, "
-                         f"this code reads version {SCHEMA_VERSION}; re-collect it with this version.")
+                         f"this code reads versions {_READABLE_VERSIONS}; re-collect it with this "
+                         f"version.")
     feats = meta.get("features", {})
     if feats.get("hash") != FEATURE_SPEC.hash:
         raise ShardError(f"{path} was featurized with feature spec {feats.get('hash')} (version "
@@ -193,20 +203,23 @@ def read_shard(path: Path | str) -> list[Trajectory]:
         raise ShardError(f"{path} cannot be read as Parquet ({e}); it is corrupted or not a "
                          f"shard: delete it (the other shards are intact) and re-run.") from e
     meta = _shard_meta(path, table.schema.metadata)
-    missing = [c for c in (*_SCALARS, "errors", *_ARRAYS) if c not in table.column_names]
+    version = meta["schema_version"]
+    expected = [c for c in (*_SCALARS, "errors", *_ARRAYS) if _ADDED_IN.get(c, 1) <= version]
+    missing = [c for c in expected if c not in table.column_names]
     if missing:
         raise ShardError(f"{path} lacks columns {missing}; it was not written by this version.")
     n = table.num_rows
     scalars = {name: table.column(name).to_pylist() for name in _SCALARS}
     errors = table.column("errors").to_pylist()
     arrays = {name: _split(table.column(name), dtype, width)
-              for name, (_, dtype, width) in _ARRAYS.items()}
+              for name, (_, dtype, width) in _ARRAYS.items() if name in table.column_names}
     trajs = []
     for i in range(n):
         t = Trajectory(**{k: v[i] for k, v in scalars.items()},
                        errors=list(errors[i] or []),
                        **{k: v[i] for k, v in arrays.items()})
-        if t.facts.shape[0] != t.steps + 1 or t.obs_num.shape[0] != t.steps:
+        if (t.facts.shape[0] != t.steps + 1 or t.obs_num.shape[0] != t.steps
+                or t.explored.shape[0] != t.steps):
             raise ShardError(f"{path} row {i} ({t.battle_id}) has inconsistent lengths.")
         trajs.append(t)
     if len(trajs) != meta["summary"]["trajectories"]:

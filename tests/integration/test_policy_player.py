@@ -25,11 +25,12 @@ def checkpoint(tmp_path_factory):
                            CheckpointMeta(model=asdict(mc)))
 
 
-@pytest.mark.parametrize("p2, batched", [("random", True), ("self", True), ("self", False)])
-def test_checkpoint_plays_with_no_invalid_orders(checkpoint, tmp_path, p2, batched):
+@pytest.mark.parametrize("p2, batched, epsilon", [("random", True, 0.4), ("self", True, 0.0),
+                                                   ("self", False, 0.4)])
+def test_checkpoint_plays_with_no_invalid_orders(checkpoint, tmp_path, p2, batched, epsilon):
     cfg = load_config([f"collect.p1=checkpoint:{checkpoint}", f"collect.p2={p2}",
                        "collect.battles=8", "collect.concurrency=4",
-                       f"policy.batched={batched}"])
+                       f"policy.batched={batched}", f"policy.epsilon={epsilon}"])
     summary = collect(cfg, tmp_path / "data", show_progress=False)
     assert summary["battles"] == 8 and summary["invalid_actions"] == 0
     trajs = list(Dataset(tmp_path / "data"))
@@ -38,6 +39,12 @@ def test_checkpoint_plays_with_no_invalid_orders(checkpoint, tmp_path, p2, batch
     assert {t.player for t in trajs if t.side == "p1"} == {f"checkpoint:{checkpoint}"}
     switches = sum(int((t.actions >= 4).sum()) for t in trajs)
     assert switches > 0  # the policy really chooses among moves and switches
+    # exploratory decisions are recorded as such, one flag per decision, by the policy's side only
+    learner = [t for t in trajs if t.player.startswith("checkpoint:")]
+    assert all(t.explored.shape == t.actions.shape for t in trajs)
+    assert not any(t.explored.any() for t in trajs if t not in learner)
+    share = sum(int(t.explored.sum()) for t in learner) / sum(t.steps for t in learner)
+    assert (share == 0) if epsilon == 0 else (0.2 < share < 0.6)
 
 
 def test_a_missing_checkpoint_is_refused_before_any_battle(tmp_path):

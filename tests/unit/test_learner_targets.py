@@ -84,7 +84,8 @@ def _batch(rewards, dones, valid, cut=None, mask=None) -> Batch:
                  rewards=torch.tensor(rewards, dtype=torch.float32),
                  dones=torch.tensor(dones, dtype=torch.float32),
                  valid=torch.tensor(valid, dtype=torch.bool),
-                 cut=torch.zeros(B, L, dtype=torch.bool) if cut is None else torch.tensor(cut))
+                 cut=torch.zeros(B, L, dtype=torch.bool) if cut is None else torch.tensor(cut),
+                 explored=torch.zeros(B, L, dtype=torch.bool))
 
 
 def test_td_targets_by_hand():
@@ -165,6 +166,27 @@ def test_binary_filter_drops_decisions_with_negative_advantage():
     none = compute_losses(model, None, batch, load_config(FAST + ["train.actor_filter=none"]).train,
                           torch.tensor(cfg.model.gammas), 0.0, 0.0)
     assert none.terms["bc"].item() > 0.0
+
+
+def test_an_explored_action_is_cloned_only_above_the_margin(tmp_path):
+    adv = torch.tensor([-0.1, 0.02, 0.02, 0.08])
+    explored = torch.tensor([False, False, True, True])
+    for f, expected in (("binary", [0.0, 1.0, 0.0, 1.0]), ("none", [1.0, 1.0, 0.0, 1.0])):
+        tc = load_config([f"train.actor_filter={f}", "train.explored_margin=0.05"]).train
+        assert advantage_weights(adv, tc, explored).tolist() == expected
+        off = load_config([f"train.actor_filter={f}"]).train  # margin 0: explored like the rest
+        assert advantage_weights(adv, off, explored).tolist() == advantage_weights(adv, off).tolist()
+    tc = load_config(["train.actor_filter=exp", "train.exp_beta=0.1", "train.explored_margin=0.05"]).train
+    w = advantage_weights(adv, tc, explored)
+    assert w[2] < w[1] and torch.isclose(w[3], torch.exp(torch.tensor(0.3)))
+    # the flag travels from the stored trajectory to the batch
+    t = make_traj(steps=6, explored=np.array([0, 1, 0, 0, 1, 0], bool))
+    data = OfflineData([_dataset(tmp_path / "d", [t])], REWARDS["binary"], 0.01)
+    b = data.sample(32, 3, np.random.default_rng(0))
+    assert data.explored.tolist() == [False, True, False, False, True, False]
+    assert b.explored.sum() > 0 and not (b.explored & ~b.valid).any()
+    with pytest.raises(Exception, match="train.explored_margin"):
+        load_config(["train.explored_margin=-1"])
 
 
 def test_targets_read_a_target_trunk_that_follows_the_online_one_slowly():

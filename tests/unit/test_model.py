@@ -91,6 +91,10 @@ def test_epsilon_explores_uniformly_among_legal_actions():
         for k in keys:
             policy.observe(k, obs, rqid=0)
         counts[eps] = np.bincount(policy.act(keys, np.repeat(mask[None], len(keys), 0)), minlength=N_ACTIONS)
+        if eps:  # the exploratory decisions are flagged (the learner treats them apart)
+            actions, explored = policy.choose(keys, np.repeat(mask[None], len(keys), 0))
+            assert abs(explored.mean() - eps) < 0.04
+            assert len(set(actions[~explored].tolist())) == 1  # the rest are the greedy choice
     greedy = int(counts[0.0].argmax())
     assert counts[0.0][greedy] == 3000 and mask[greedy]
     assert (counts[0.5][~mask] == 0).all() and (counts[0.5][mask] > 0).all()

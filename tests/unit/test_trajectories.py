@@ -24,16 +24,36 @@ def _dataset(tmp_path, n_shards=3, per_shard=2):
 def test_round_trip_is_exact(tmp_path):
     trajs = make_battle(1) + [make_traj("battle-gen1ou-9", steps=0, outcome=0, truncated=True,
                                         errors=["boom"])]
+    trajs[0].explored[[1, 3]] = True
     write_shard(tmp_path / "a.parquet", trajs)
     back = read_shard(tmp_path / "a.parquet")
     assert len(back) == 3
     for t, u in zip(trajs, back):
-        for name in ("obs_num", "obs_cat", "actions", "masks", "facts"):
+        for name in ("obs_num", "obs_cat", "actions", "masks", "facts", "explored"):
             a, b = getattr(t, name), getattr(u, name)
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a, b)
         for name in ("battle_id", "side", "outcome", "turns", "truncated", "errors", "team"):
             assert getattr(t, name) == getattr(u, name)
+
+
+def test_a_version_1_shard_reads_with_no_decision_explored(tmp_path):
+    """Shards written before `explored` existed stay usable (e.g. a replay window's older data)."""
+    write_shard(tmp_path / "a.parquet", make_battle(1))
+    table = pq.read_table(tmp_path / "a.parquet")
+    meta = json.loads(table.schema.metadata[b"metamon_sp"])
+    meta["schema_version"] = 1
+    old = table.drop_columns(["explored"]).replace_schema_metadata(
+        {b"metamon_sp": json.dumps(meta).encode()})
+    pq.write_table(old, tmp_path / "old.parquet")
+    back = read_shard(tmp_path / "old.parquet")
+    assert len(back) == 2 and all(t.explored.shape == (t.steps,) and not t.explored.any()
+                                  for t in back)
+    meta["schema_version"] = 99
+    pq.write_table(old.replace_schema_metadata({b"metamon_sp": json.dumps(meta).encode()}),
+                   tmp_path / "future.parquet")
+    with pytest.raises(ShardError, match="schema version 99"):
+        read_shard(tmp_path / "future.parquet")
 
 
 def test_manifest_counts(tmp_path):
