@@ -120,3 +120,4 @@ def ensure_installed() -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return server_dir()
+
