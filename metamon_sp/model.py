@@ -240,9 +240,9 @@ class PolicyModel(nn.Module):
 
     @torch.no_grad()
     def update_targets(self, tau: float) -> None:
-        for online, target in ((self.body, self.target_body), (self.critics, self.target_critics)):
-            for p, tp in zip(online.parameters(), target.parameters()):
-                tp.lerp_(p, tau)
+        online = [*self.body.parameters(), *self.critics.parameters()]
+        target = [*self.target_body.parameters(), *self.target_critics.parameters()]
+        torch._foreach_lerp_(target, online, tau)  # one fused call, not one per tensor
 
     def n_params(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -151,7 +151,8 @@ def plot_training(d: dict[str, Any], path: Path) -> None:
             continue
         steps = [offset + r["step"] for r in rows]
         for ax, (key, title) in zip(axes.flat, CURVES):
-            ax.plot(steps, [r.get(key) for r in rows], lw=0.8, label=f"gen {k}")
+            pts = [(x, r[key]) for x, r in zip(steps, rows) if key in r]  # some are sparse
+            ax.plot([x for x, _ in pts], [y for _, y in pts], lw=0.8, label=f"gen {k}")
             ax.set_title(title, fontsize=9)
         offset = steps[-1]
         for ax in axes.flat:

@@ -48,6 +48,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+KL_MEASURE_EVERY = 10
+
+
 def _masked_mean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (x * w).sum() / w.sum().clamp(min=1.0)
 
@@ -236,15 +239,19 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()
             opt.step()
             model.update_targets(tc.tau)
-            kl_step = step_kl(model, batch, out.logp)
-            action = controller.update(kl_step)
+            # KL(π_after ‖ π_before) costs a forward pass: every step when the controller steers
+            # by it, else every KL_MEASURE_EVERY steps, for the curves only
+            measured = (dc.adaptive or (step + 1) % KL_MEASURE_EVERY == 0 or step + 1 == steps)
+            kl_step = step_kl(model, batch, out.logp) if measured else None
+            action = controller.update(kl_step) if kl_step is not None else "off"
             collapse = detector.update(out.metrics["train/entropy"])
             if collapse and not collapse_warned:
                 log.warning("Entropy collapse at step %d: entropy falling %.4f nats/step",
                             step + 1, collapse)
                 collapse_warned = True
             metrics = {**out.metrics, "train/lr": lr, "train/grad_norm": grad_norm,
-                       "damping/kl_step": kl_step, "damping/kl_coef": kl_coef,
+                       **({"damping/kl_step": kl_step} if kl_step is not None else {}),
+                       "damping/kl_coef": kl_coef,
                        "damping/ent_coef": ent_coef, "damping/lr_scale": controller.state.lr_scale,
                        "damping/control": {"damp": -1, "loosen": 1}.get(action, 0),
                        "damping/entropy_collapse": collapse}
@@ -293,7 +300,8 @@ def _progress(enabled: bool, total: int, initial: int):
 def _summary(recent: list[dict[str, float]]) -> dict[str, float]:
     keys = ("train/actor_loss", "train/critic_loss", "train/bc_loss", "train/entropy",
             "damping/kl_ref", "damping/kl_step")
-    return {k: round(float(np.mean([m[k] for m in recent])), 6) for k in keys if recent}
+    return {k: round(float(np.mean(vals)), 6) for k in keys
+            if (vals := [m[k] for m in recent if k in m])}
 
 
 def _train_state(opt: torch.optim.Optimizer, controller: DampingController,
