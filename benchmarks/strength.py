@@ -11,6 +11,11 @@ split, `eval.team_set`). Everything printed is also written as JSON.
 
 Each seed is a separate run folder under --out (reruns resume). Overrides are Hydra's, e.g.
 `scale=laptop pool.previous=0.5`.
+
+`--gen0-from RUN` (given once per seed, in order) reuses generation 0 of earlier runs made with the same
+generation-0 recipe (format, teams, seed, model, bootstrap, reward: checked): its data and
+checkpoint are copied, re-evaluated in the new run, and its recorded time counts as generation
+0's. Variants of the self-play loop are then compared paired on the same generation 0.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,15 +40,47 @@ from metamon_sp.pipeline import (collect_generation, evaluate_generation, evalua
 from metamon_sp.runlock import run_lock  # noqa: E402
 
 BASELINES = ("simple_heuristics", "max_base_power")
+GEN0_RECIPE = ("format", "team_set", "seed", "model", "bootstrap", "reward")
+GEN0_FILES = ("data", "filtered", "train", "bootstrap_summary.json")
+
+
+def reuse_generation_zero(source: Path, run_dir: Path, config: dict[str, Any]) -> float | None:
+    """Copy `source`'s generation 0 into `run_dir` (once); return its recorded seconds."""
+    src_cfg_path = source / "config.json"
+    if not (source / "gen-000" / "train").is_dir() or not src_cfg_path.exists():
+        raise SystemExit(f"--gen0-from {source}: not a run folder with a trained generation 0 "
+                         f"(it needs config.json and gen-000/train); pass a run folder such as "
+                         f"runs/strength/strength-<hash>.")
+    src_cfg = json.loads(src_cfg_path.read_text())
+    differ = [k for k in GEN0_RECIPE if src_cfg.get(k) != config.get(k)]
+    if differ:
+        raise SystemExit(f"--gen0-from {source}: its generation 0 was made with other "
+                         f"{', '.join(differ)} than this run; reuse only a generation 0 of the "
+                         f"same recipe (or drop --gen0-from).")
+    gen0 = run_dir / "gen-000"
+    if not (gen0 / "train").exists():
+        gen0.mkdir(parents=True, exist_ok=True)
+        for name in GEN0_FILES:
+            src = source / "gen-000" / name
+            if src.is_dir():
+                shutil.copytree(src, gen0 / name, dirs_exist_ok=True)
+            elif src.exists():
+                shutil.copy2(src, gen0 / name)
+    timings = source / "timings.json"
+    return json.loads(timings.read_text()).get("0") if timings.exists() else None
 
 
 def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
-             final_battles: int) -> dict[str, Any]:
+             final_battles: int, gen0_from: Path | None = None) -> dict[str, Any]:
     cfg = load_config([*overrides, f"seed={seed}", f"generations={generations}",
                        f"runs_dir={runs_dir}", "run_name=strength", "train.progress=false"])
     rows: list[dict[str, Any]] = []
     with run_lock(runs_dir / f"strength-{cfg.hash()}", owner="benchmarks/strength.py"):
         run = open_run(cfg)
+        gen0_seconds = None
+        if gen0_from is not None:
+            gen0_seconds = reuse_generation_zero(gen0_from, run.dir,
+                                                 json.loads((run.dir / "config.json").read_text()))
         timings_path = run.dir / "timings.json"
         timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
         for k in range(generations + 1):
@@ -57,6 +95,8 @@ def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
                 evaluate_generation(cfg, run, k, show_progress=False)
                 rate_generation(cfg, run, k)
             spent = time.monotonic() - t0
+            if k == 0 and gen0_seconds is not None:
+                spent = gen0_seconds  # the reused generation 0's own time, not its re-evaluation
             if spent > 5 or str(k) not in timings:  # keep the first full run's time on resume
                 timings[str(k)] = round(spent, 1)
                 atomic.write_json(timings_path, timings)
@@ -77,6 +117,7 @@ def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
                          run.dir / "final_eval", show_progress=False) if final_battles else \
             {"opponents": {}}
     return {"seed": seed, "run": str(run.dir), "config_hash": cfg.hash(),
+            "gen0_from": str(gen0_from) if gen0_from else None,
             "eval_team_set": cfg.eval.team_set, "total_seconds": round(sum(
                 r["seconds"] or 0 for r in rows), 1),
             "generations": rows,
@@ -93,6 +134,8 @@ def _ci(x: Any, ci: Any) -> str:
 def print_seed(res: dict[str, Any]) -> None:
     print(f"\nseed {res['seed']}: {res['run']} (evaluation teams: {res['eval_team_set']}), "
           f"{res['total_seconds'] / 60:.1f} min")
+    if res.get("gen0_from"):
+        print(f"generation 0 reused from {res['gen0_from']}")
     print("| gen | Δ Elo vs gen 0 | Δ Elo vs previous | vs simple_heuristics | seconds |")
     print("|---|---|---|---|---|")
     for r in res["generations"]:
@@ -111,12 +154,18 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--out", type=Path, default=Path("runs/strength"))
     ap.add_argument("--final-battles", type=int, default=200)
+    ap.add_argument("--gen0-from", type=Path, action="append", default=None, metavar="RUN",
+                    help="an earlier run folder whose generation 0 to reuse; once per seed")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. scale=laptop")
     args = ap.parse_args()
+    if args.gen0_from is not None and len(args.gen0_from) != len(args.seeds):
+        ap.error(f"--gen0-from takes one run folder per seed ({len(args.seeds)}), "
+                 f"got {len(args.gen0_from)}")
     logging.basicConfig(level=logging.WARNING)
     results = []
-    for seed in args.seeds:
-        res = run_seed(args.overrides, args.generations, seed, args.out, args.final_battles)
+    for i, seed in enumerate(args.seeds):
+        res = run_seed(args.overrides, args.generations, seed, args.out, args.final_battles,
+                       args.gen0_from[i] if args.gen0_from else None)
         print_seed(res)
         results.append(res)
         atomic.write_json(args.out / "strength.json", {"overrides": args.overrides,

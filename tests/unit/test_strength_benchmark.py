@@ -1,0 +1,47 @@
+"""benchmarks/strength.py's reuse of an earlier run's generation 0 (paired comparisons)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location(
+    "strength", Path(__file__).resolve().parents[2] / "benchmarks" / "strength.py")
+strength = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(strength)
+
+RECIPE = {"format": "gen1ou", "team_set": "gen1ou", "seed": 1, "model": {"name": "tiny"},
+          "bootstrap": {"battles": 1000}, "reward": {"name": "default_shaped"}}
+
+
+def _source(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    (src / "gen-000" / "train" / "checkpoint").mkdir(parents=True)
+    (src / "gen-000" / "train" / "checkpoint" / "model.safetensors").write_text("w")
+    (src / "gen-000" / "data").mkdir()
+    (src / "gen-000" / "data" / "manifest.json").write_text("{}")
+    (src / "gen-000" / "bootstrap_summary.json").write_text("{}")
+    (src / "gen-000" / "eval").mkdir()  # evaluated again in the new run: not copied
+    (src / "config.json").write_text(json.dumps({**RECIPE, "train": {"steps": 9}}))
+    (src / "timings.json").write_text(json.dumps({"0": 448.0}))
+    return src
+
+
+def test_generation_zero_is_copied_with_its_time(tmp_path):
+    src, run = _source(tmp_path), tmp_path / "run"
+    assert strength.reuse_generation_zero(src, run, {**RECIPE, "train": {"steps": 1}}) == 448.0
+    assert (run / "gen-000" / "train" / "checkpoint" / "model.safetensors").read_text() == "w"
+    assert (run / "gen-000" / "data" / "manifest.json").exists()
+    assert not (run / "gen-000" / "eval").exists()
+
+
+@pytest.mark.parametrize("key, value", [("seed", 0), ("bootstrap", {"battles": 400})])
+def test_another_generation_zero_recipe_is_refused_by_name(tmp_path, key, value):
+    with pytest.raises(SystemExit, match=f"other {key} than this run"):
+        strength.reuse_generation_zero(_source(tmp_path), tmp_path / "run", {**RECIPE, key: value})
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit, match="not a run folder"):
+        strength.reuse_generation_zero(tmp_path / "nope", tmp_path / "run", RECIPE)
