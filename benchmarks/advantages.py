@@ -24,14 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from metamon_sp.checkpoint import load_checkpoint  # noqa: E402
 from metamon_sp.config import load_config  # noqa: E402
 from metamon_sp.rewards import build_reward  # noqa: E402
-from metamon_sp.train import policy_log_probs  # noqa: E402
+from metamon_sp.train import advantages, policy_log_probs  # noqa: E402
 from metamon_sp.train_data import OfflineData  # noqa: E402
 
 QUANTILES = (0.1, 0.5, 0.9, 0.97)
 
 
 @torch.no_grad()
-def advantages(ckpt: Path, data_dirs: list[Path], parent: Path | None, batches: int,
+def judge(ckpt: Path, data_dirs: list[Path], parent: Path | None, batches: int,
                overrides: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(advantage, explored) of sampled decisions, A = Q(s, a) − Σ π(a'|s) Q(s, a')."""
     cfg = load_config(overrides)
@@ -45,9 +45,7 @@ def advantages(ckpt: Path, data_dirs: list[Path], parent: Path | None, batches: 
         b = data.sample(64, model.cfg.context, rng)
         h = model.trunk(b.num, b.cat)
         _, logp = policy_log_probs(model.actor(h), b.mask)
-        q = model.critics(h)[:, :, :, 0, :].min(dim=2).values.masked_fill(~b.mask, 0.0)
-        v = (logp.exp() * b.mask * q).sum(-1)
-        adv = q.gather(-1, b.actions[..., None]).squeeze(-1) - v
+        _, adv = advantages(model.critics(h), logp.exp() * b.mask, b.mask, b.actions)
         explored = b.explored
         if ref is not None:
             _, ref_logp = policy_log_probs(ref.actor(ref.trunk(b.num, b.cat)), b.mask)
@@ -67,7 +65,7 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="a config override (reward, reward scale), e.g. --set reward=binary")
     args = ap.parse_args()
-    adv, explored = advantages(args.checkpoint, args.data, args.parent, args.batches,
+    adv, explored = judge(args.checkpoint, args.data, args.parent, args.batches,
                                args.overrides)
     print(f"{len(adv)} decisions, {explored.mean():.1%} exploratory")
     print("| decisions | n | A > 0 | A > margin | mean | " +

@@ -82,21 +82,30 @@ def td_targets(q_next: torch.Tensor, pi_next: torch.Tensor, batch: Batch, gammas
     return y, mask
 
 
+def advantages(q: torch.Tensor, probs: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actor's Q (…, A): the min over critics at the first discount, illegal actions 0; and
+    the taken actions' advantages A = Q(s, a) − Σ π(a'|s) Q(s, a') (…). Both detached."""
+    q_pi = q[..., 0, :].min(dim=-2).values.detach().masked_fill(~mask, 0.0)
+    v = (probs.detach() * q_pi).sum(-1)
+    return q_pi, q_pi.gather(-1, actions[..., None]).squeeze(-1) - v
+
+
 def advantage_weights(adv: torch.Tensor, tc: TrainConfig,
                       explored: torch.Tensor | None = None) -> torch.Tensor:
     """How much each decision counts in the behaviour-cloning term, from its advantage. An
     exploratory (random) action is cloned only when its advantage clears `train.explored_margin`:
     it teaches the critic either way, but the actor copies it only when it is clearly better than
     what the policy would have done (a noisy A > 0 would copy random play)."""
-    if explored is not None and tc.explored_margin > 0:
+    margin = explored is not None and tc.explored_margin > 0
+    if margin:
         adv = torch.where(explored, adv - tc.explored_margin, adv)
     if tc.actor_filter == "binary":
         return (adv > 0).float()
     if tc.actor_filter == "exp":
         return torch.exp(adv / tc.exp_beta).clamp(max=tc.exp_max_weight)
-    if explored is not None and tc.explored_margin > 0:
-        return (~explored | (adv > 0)).float()
-    return torch.ones_like(adv)
+    ones = torch.ones_like(adv)
+    return torch.where(explored, (adv > 0).float(), ones) if margin else ones
 
 
 @dataclass
@@ -128,9 +137,7 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
     critic_loss = _masked_mean(td_err.mean(dim=(2, 3)), td_mask.float())
 
     # ---- actor: advantage-filtered behaviour cloning (+ policy improvement)
-    q_pi = q[:, :, :, 0, :].min(dim=2).values.detach().masked_fill(~mask, 0.0)  # (B, L, A)
-    v = (probs.detach() * q_pi).sum(-1)                                          # (B, L)
-    adv = q_pi.gather(-1, a[..., None]).squeeze(-1) - v                          # (B, L)
+    q_pi, adv = advantages(q, probs, mask, a)
     weight = advantage_weights(adv, tc, batch.explored)
     logp_a = logp0.gather(-1, a[..., None]).squeeze(-1)                          # (B, L)
     bc_loss = -_masked_mean(weight * logp_a, valid)

@@ -1,9 +1,10 @@
 """The trajectory store: Parquet shards, one row per recorded trajectory (one side of one battle).
 
 A row holds the battle's metadata and, per decision, the observation, action, legality mask,
-whether the action was an exploratory random one, and reward facts (flattened lists; shapes come from the feature spec in the shard's metadata). Each
-shard carries its schema version, feature spec hash and a summary in its Parquet metadata, so a
-dataset folder's `manifest.json` can always be rebuilt from the shards alone.
+whether the action was an exploratory random one, and reward facts (flattened lists; shapes come
+from the feature spec in the shard's metadata). Each shard carries its schema version, feature
+spec hash and a summary in its Parquet metadata, so a dataset folder's `manifest.json` can always
+be rebuilt from the shards alone.
 """
 
 from __future__ import annotations
