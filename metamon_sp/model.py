@@ -65,14 +65,18 @@ class TurnEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        vocabs = sorted(set(FEATURE_SPEC.cat_vocab))
-        # keys are prefixed: ModuleDict refuses names like `type` that shadow attributes
-        self.tables = nn.ModuleDict({f"emb_{v}": nn.Embedding(FEATURE_SPEC.vocab_sizes[v], cfg.emb_dim)
-                                     for v in vocabs})
-        for v in vocabs:  # column indices that each table embeds
-            cols = [i for i, name in enumerate(FEATURE_SPEC.cat_vocab) if name == v]
-            self.register_buffer(f"cols_{v}", torch.tensor(cols, dtype=torch.long), persistent=False)
-        self.vocabs = vocabs
+        self.vocabs = sorted(set(FEATURE_SPEC.cat_vocab))
+        sizes = [FEATURE_SPEC.vocab_sizes[v] for v in self.vocabs]
+        first = dict(zip(self.vocabs, [sum(sizes[:i]) for i in range(len(sizes))]))
+        # One table holds every vocabulary, each in its own rows: one lookup per turn, whose
+        # backward (an index_add) costs a third of one nn.Embedding backward per vocabulary.
+        self.emb = nn.Parameter(torch.randn(sum(sizes), cfg.emb_dim))
+        self.register_buffer("row_offset", torch.tensor([first[v] for v in FEATURE_SPEC.cat_vocab]),
+                             persistent=False)
+        # the turn's ids enter `proj` grouped by vocabulary (alphabetical), columns in order
+        self.register_buffer("table_order", torch.tensor(
+            [i for v in self.vocabs for i, name in enumerate(FEATURE_SPEC.cat_vocab) if name == v]),
+            persistent=False)
         # Fixed per-feature normalisation (saved with the weights; see `set_num_stats`).
         self.register_buffer("num_mean", torch.zeros(N_NUM))
         self.register_buffer("num_std", torch.ones(N_NUM))
@@ -83,9 +87,6 @@ class TurnEncoder(nn.Module):
         for kind, prefix, n in (("move", "move", N_MOVES), ("switch", "own", N_SLOTS)):
             self.register_buffer(f"{kind}_num", _slot_columns(num_names, prefix, n), persistent=False)
             self.register_buffer(f"{kind}_cat", _slot_columns(cat_names, prefix, n), persistent=False)
-        # where each categorical column lands once the tables' outputs are concatenated
-        order = torch.cat([getattr(self, f"cols_{v}") for v in vocabs])
-        self.register_buffer("emb_pos", torch.argsort(order), persistent=False)
         self.move_proj = self._action_proj(cfg, "move")
         self.switch_proj = self._action_proj(cfg, "switch")
 
@@ -93,21 +94,33 @@ class TurnEncoder(nn.Module):
         n_num, n_cat = getattr(self, f"{kind}_num").shape[1], getattr(self, f"{kind}_cat").shape[1]
         return nn.Sequential(nn.Linear(n_num + n_cat * cfg.emb_dim, action_dim(cfg)), nn.GELU())
 
-    def _slot_inputs(self, x: torch.Tensor, emb: torch.Tensor, kind: str) -> torch.Tensor:
+    def _embed(self, rows: torch.Tensor) -> torch.Tensor:
+        """(…, k) rows of the table → (…, k * emb)."""
+        return self.emb.index_select(0, rows.reshape(-1)).view(*rows.shape[:-1], -1)
+
+    def _slot_inputs(self, x: torch.Tensor, rows: torch.Tensor, kind: str) -> torch.Tensor:
         """(B, T, n_slots, k): each slot's normalised numbers and embedded ids."""
         num_cols, cat_cols = getattr(self, f"{kind}_num"), getattr(self, f"{kind}_cat")
-        ids = emb[:, :, self.emb_pos[cat_cols]].flatten(-2)          # (B, T, n, k_cat * emb)
-        return torch.cat([x[..., num_cols], ids], dim=-1)
+        return torch.cat([x[..., num_cols], self._embed(rows[..., cat_cols])], dim=-1)
 
     def forward(self, num: torch.Tensor, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # num (B, T, N_NUM) float, cat (B, T, N_CAT) long
-        emb = torch.cat([self.tables[f"emb_{v}"](cat.index_select(-1, getattr(self, f"cols_{v}")))
-                         for v in self.vocabs], dim=-2)  # (B, T, N_CAT, emb), tables' order
+        rows = cat + self.row_offset
         x = ((num - self.num_mean) / self.num_std).clamp(-NUM_CLIP, NUM_CLIP)
-        turn = self.proj(torch.cat([emb.flatten(-2), x], dim=-1))  # (B, T, d)
-        actions = torch.cat([self.move_proj(self._slot_inputs(x, emb, "move")),
-                             self.switch_proj(self._slot_inputs(x, emb, "switch"))], dim=-2)
+        emb = self._embed(rows.index_select(-1, self.table_order))  # (B, T, N_CAT * emb)
+        turn = self.proj(torch.cat([emb, x], dim=-1))                # (B, T, d)
+        actions = torch.cat([self.move_proj(self._slot_inputs(x, rows, "move")),
+                             self.switch_proj(self._slot_inputs(x, rows, "switch"))], dim=-2)
         return turn, actions  # (B, T, d), (B, T, A, action_dim)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
+        # Checkpoints written before the single table kept one table per vocabulary
+        # (`tables.emb_<vocab>.weight`): the same rows, stacked in the same order.
+        old = [f"{prefix}tables.emb_{v}.weight" for v in self.vocabs]
+        if all(k in state_dict for k in old):
+            state_dict[f"{prefix}emb"] = torch.cat([state_dict.pop(k) for k in old])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def set_num_stats(self, mean: Any, std: Any) -> None:

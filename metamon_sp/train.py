@@ -149,7 +149,7 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
         with torch.no_grad():
             _, ref_logp0 = policy_log_probs(ref.actor(ref.trunk(batch.num, batch.cat)), mask)
         kl_ref = _masked_mean((probs * (logp0 - ref_logp0)).sum(-1), valid)
-    else:
+    else:  # no damping this step and no measurement: skip the reference's forward pass
         kl_ref = torch.zeros((), device=batch.num.device)
     actor_loss = bc_loss + tc.pi_coef * pi_loss + kl_coef * kl_ref - ent_coef * entropy
     loss = actor_loss + tc.critic_coef * critic_loss
@@ -162,7 +162,7 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
         "train/explored_frac": _masked_mean(batch.explored.float(), valid).item(),
         "train/explored_cloned_frac": _masked_mean((weight > 0).float(),
                                                    batch.explored.float()).item(),
-        "damping/kl_ref": kl_ref.item(),
+        **({"damping/kl_ref": kl_ref.item()} if ref is not None else {}),
     }
     terms = {"critic": critic_loss, "bc": bc_loss, "pi": pi_loss, "entropy": entropy,
              "kl_ref": kl_ref}
@@ -240,15 +240,16 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             for group in opt.param_groups:
                 group["lr"] = lr
             kl_coef, ent_coef = controller.kl_coef(step), controller.ent_coef(step)
-            out = forward(model, ref, batch, tc, gammas, kl_coef, ent_coef)
+            # KL(π_after ‖ π_before) and KL(π ‖ π_ref) each cost a forward pass: every step when
+            # the controller steers by them, else every KL_MEASURE_EVERY steps, for the curves
+            measured = (dc.adaptive or (step + 1) % KL_MEASURE_EVERY == 0 or step + 1 == steps)
+            out = forward(model, ref if kl_coef > 0 or measured else None, batch, tc, gammas,
+                          kl_coef, ent_coef)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()
             opt.step()
             model.update_targets(tc.tau)
-            # KL(π_after ‖ π_before) costs a forward pass: every step when the controller steers
-            # by it, else every KL_MEASURE_EVERY steps, for the curves only
-            measured = (dc.adaptive or (step + 1) % KL_MEASURE_EVERY == 0 or step + 1 == steps)
             kl_step = step_kl(model, batch, out.logp) if measured else None
             action = controller.update(kl_step) if kl_step is not None else "off"
             collapse = detector.update(out.metrics["train/entropy"])
@@ -334,7 +335,11 @@ def _resume(ckpt_path: Path, cfg: Config, model: PolicyModel, opt: torch.optim.O
     trained, _ = load_checkpoint(ckpt_path, expected=cfg.model)
     model.load_state_dict(trained.state_dict())
     tensors, scalars = state
-    restore_optimizer(opt, tensors, scalars)
+    try:
+        restore_optimizer(opt, tensors, scalars)
+    except ValueError as e:  # e.g. parameters laid out differently by another version of the code
+        raise CheckpointError(f"{ckpt_path}: its optimizer state does not fit this model ({e}); "
+                              f"use another out= folder, or init= this checkpoint.") from e
     torch.set_rng_state(tensors["rng.torch"])
     rng.bit_generator.state = scalars["numpy_rng"]
     controller.state = DampingState(**scalars["damping"])

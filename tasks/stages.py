@@ -112,8 +112,10 @@ def evaluate_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
 
 @task(name="elo", **cached("elo"), timeout_seconds=6 * HOUR, **RETRY)
 def elo_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
-    ratings = pipeline.rate_generation(cfg, run_of(run_dir), k)
-    get_run_logger().info("gen %d ratings:\n%s", k, ratings.markdown())
+    run = run_of(run_dir)
+    ratings = pipeline.rate_generation(cfg, run, k)
+    # the file holds the ratings and the paired deltas, the line that says whether it improved
+    get_run_logger().info("gen %d ratings:\n%s", k, (run.gen(k) / "ratings.md").read_text())
     return ratings.to_dict()
 
 

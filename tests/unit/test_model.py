@@ -144,3 +144,22 @@ def test_actions_are_scored_with_shared_weights_per_slot_kind():
     torch.testing.assert_close(logits[..., 4 + 1], logits[..., 4 + 4])
     torch.testing.assert_close(q[..., 0], q[..., 2])
     assert not torch.allclose(logits[..., 0], logits[..., 1])
+
+
+def test_checkpoints_with_one_table_per_vocabulary_still_load():
+    """Weights written before the single embedding table (`tables.emb_<vocab>.weight`) load into
+    it row for row, and the model computes the same outputs."""
+    m = tiny().eval()
+    state = m.state_dict()
+    for net in ("body", "target_body"):
+        table = state.pop(f"{net}.encoder.emb")
+        sizes = [FEATURE_SPEC.vocab_sizes[v] for v in m.body.encoder.vocabs]
+        for v, rows in zip(m.body.encoder.vocabs, table.split(sizes)):
+            state[f"{net}.encoder.tables.emb_{v}.weight"] = rows
+    torch.manual_seed(1)
+    loaded = PolicyModel(m.cfg).eval()
+    loaded.load_state_dict(state)  # strict: nothing missing, nothing left over
+    num, cat = inputs()
+    with torch.no_grad():
+        for a, b in zip(m(num, cat), loaded(num, cat)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
