@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from metamon_sp.features import N_ACTIONS, N_CAT, N_NUM
 from metamon_sp.rewards import ShapedReward
 from metamon_sp.trajectories import Dataset
 
@@ -47,52 +48,71 @@ class Batch:
 
 
 class OfflineData:
-    """Every decision of `data_dirs`, flat. `weights` (one per folder, default 1) scales how
-    often that folder's decisions are drawn: a replay window can favour recent generations."""
+    """Every decision of `data_dirs`, flat and compact. `weights` (one per folder, default 1)
+    scales how often that folder's decisions are drawn: a replay window can favour recent
+    generations.
+
+    Memory is what sets the data scale a machine can train on, so the arrays are allocated once
+    at their final size (from the manifests' counts) and filled shard by shard, never
+    concatenated; numeric features are stored as float16 (they lie within ±2, where float16 is
+    exact to 5e-4) and categorical ids as int16, widened per batch: ~670 bytes per decision."""
 
     def __init__(self, data_dirs: Sequence[Path | str], reward: ShapedReward, reward_scale: float,
                  weights: Sequence[float] | None = None):
-        nums, cats, masks, acts, rews, dones, cuts, explored, lengths, traj_w = ([] for _ in range(10))
         self.sources = [str(d) for d in data_dirs]
         weights = [1.0] * len(self.sources) if weights is None else list(weights)
         if len(weights) != len(self.sources) or min(weights, default=1.0) <= 0:
             raise TrainDataError(f"weights {weights} must be positive, one per data folder "
                                  f"({len(self.sources)}).")
-        for d, w in zip(data_dirs, weights):
-            for t in Dataset(d):
+        datasets = [Dataset(d) for d in data_dirs]
+        n = sum(int(ds.manifest.get("steps", 0)) for ds in datasets)
+        self.num = np.empty((n, N_NUM), np.float16)
+        self.cat = np.empty((n, N_CAT), np.int16)
+        self.mask = np.empty((n, N_ACTIONS), bool)
+        self.actions = np.empty(n, np.int8)
+        self.rewards = np.empty(n, np.float32)
+        self.dones = np.zeros(n, bool)
+        self.cuts = np.zeros(n, bool)
+        self.explored = np.empty(n, bool)
+        lengths, traj_w = [], []
+        at = 0
+        for ds, w in zip(datasets, weights):
+            for t in ds:
                 if t.steps == 0:
                     continue
-                nums.append(t.obs_num)
-                cats.append(t.obs_cat)
-                masks.append(t.masks)
-                acts.append(t.actions.astype(np.int64))
-                explored.append(t.explored)
+                end = at + t.steps
+                if end > n:
+                    raise TrainDataError(f"{ds.path} holds more decisions than its manifest says "
+                                         f"({ds.manifest.get('steps')}); rebuild the manifest.")
+                self.num[at:end] = t.obs_num
+                self.cat[at:end] = t.obs_cat
+                self.mask[at:end] = t.masks
+                self.actions[at:end] = t.actions
+                self.explored[at:end] = t.explored
                 # A truncated battle was cut short (a forfeit by timeout): its recorded outcome
                 # says nothing about play, and its last decision has no successor to learn from.
                 outcome = 0 if t.truncated else t.outcome
-                rews.append(reward(t.facts, outcome) * reward_scale)
-                done, cut = np.zeros(t.steps, np.float32), np.zeros(t.steps, bool)
-                (cut if t.truncated else done)[-1] = 1
-                dones.append(done)
-                cuts.append(cut)
+                self.rewards[at:end] = reward(t.facts, outcome) * reward_scale
+                (self.cuts if t.truncated else self.dones)[end - 1] = True
                 lengths.append(t.steps)
                 traj_w.append(w)
+                at = end
         if not lengths:
             raise TrainDataError(f"no decisions to train on in {', '.join(self.sources)}.")
-        self.num = np.concatenate(nums)
-        self.cat = np.concatenate(cats).astype(np.int64)
-        self.mask = np.concatenate(masks)
-        self.actions = np.concatenate(acts)
-        self.rewards = np.concatenate(rews).astype(np.float32)
-        self.dones = np.concatenate(dones)
-        self.cuts = np.concatenate(cuts)
-        self.explored = np.concatenate(explored).astype(bool)
+        if at < n:  # skipped rows (a manifest counting empty trajectories): views, no copies
+            for name in ("num", "cat", "mask", "actions", "rewards", "dones", "cuts", "explored"):
+                setattr(self, name, getattr(self, name)[:at])
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.traj_weights = np.asarray(traj_w, dtype=np.float64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         if not self.mask[np.arange(len(self.actions)), self.actions].all():
             raise TrainDataError("a recorded action is illegal under its own mask; the data is "
                                  "corrupt.")
+
+    def nbytes(self) -> int:
+        """Bytes held by the decision arrays."""
+        return sum(getattr(self, k).nbytes for k in ("num", "cat", "mask", "actions", "rewards",
+                                                      "dones", "cuts", "explored"))
 
     @property
     def n_steps(self) -> int:
@@ -105,9 +125,15 @@ class OfflineData:
     def num_stats(self, min_std: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature mean and std of the numeric observations (std floored at `min_std`, so a
         rare flag cannot become a huge input): the model's fixed input normalisation."""
-        mean = self.num.mean(axis=0, dtype=np.float64)
-        std = np.maximum(self.num.std(axis=0, dtype=np.float64), min_std)
-        return mean.astype(np.float32), std.astype(np.float32)
+        total = np.zeros(self.num.shape[1], np.float64)
+        squares = np.zeros(self.num.shape[1], np.float64)
+        for i in range(0, len(self.num), 4096):  # in chunks: no float64 copy of the data
+            chunk = self.num[i:i + 4096].astype(np.float64)
+            total += chunk.sum(axis=0)
+            squares += np.square(chunk).sum(axis=0)
+        mean = total / len(self.num)
+        std = np.sqrt(np.maximum(squares / len(self.num) - mean ** 2, 0.0))
+        return mean.astype(np.float32), np.maximum(std, min_std).astype(np.float32)
 
     def sample(self, batch_size: int, context: int, rng: np.random.Generator) -> Batch:
         """Windows of `context` turns, every decision equally likely (see the module's doc)."""
@@ -124,10 +150,10 @@ class OfflineData:
         mask = self.mask[idx]
         mask[~valid] = True
         return Batch(
-            num=torch.from_numpy(self.num[idx]),
-            cat=torch.from_numpy(self.cat[idx]),
+            num=torch.from_numpy(self.num[idx].astype(np.float32)),
+            cat=torch.from_numpy(self.cat[idx].astype(np.int64)),
             mask=torch.from_numpy(mask),
-            actions=torch.from_numpy(self.actions[idx]),
+            actions=torch.from_numpy(self.actions[idx].astype(np.int64)),
             rewards=torch.from_numpy(np.where(valid, self.rewards[idx], 0.0).astype(np.float32)),
             dones=torch.from_numpy(np.where(valid, self.dones[idx], 0.0).astype(np.float32)),
             valid=torch.from_numpy(valid),
