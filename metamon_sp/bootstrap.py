@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from metamon_sp import atomic
-from metamon_sp.collect import collect, split_battles
+from metamon_sp.collect import collect, open_backend, split_battles
 from metamon_sp.config import Config, DampingConfig
 from metamon_sp.filter import filter_datasets
-from metamon_sp.showdown import OnDemandServer
 from metamon_sp.tracking import RunInfo
 from metamon_sp.train import train
 
@@ -48,8 +47,7 @@ def bootstrap(cfg: Config, out_dir: Path | str, show_progress: bool = True,
     done_before = 0
     # One server for every matchup, unless collection fans out over instances of its own; it
     # starts only if a matchup has battles left (an orchestrator may have played them all).
-    shared = OnDemandServer(out_dir / "logs" / "showdown.log") \
-        if cfg.collect.parallel_instances == 1 else None
+    shared = open_backend(cfg, out_dir / "logs") if cfg.collect.parallel_instances == 1 else None
     with shared or nullcontext() as server:
         for mcfg, data in matchups(cfg, out_dir):
             p1, p2, n = mcfg.collect.p1, mcfg.collect.p2, mcfg.collect.battles

@@ -1,10 +1,12 @@
 """Collect: play `collect.battles` battles between `collect.p1` and `collect.p2` and record them.
 
 The battles are split over `collect.parallel_instances` independent instances, each with its own
-Showdown server and players (a process each when there are several). An instance writes a shard
-whenever `collect.shard_battles` battles are complete, so a crash loses only battles in flight.
-If its server dies it is restarted and play resumes until the instance's count is reached; a
-re-run into the same folder resumes the same way.
+battle backend and players (a process each when there are several). The backend is
+`collect.backend`: `direct`, the simulator in a Node process of its own (seeded battles: the
+same seed replays the same battles), or `showdown`, a local server over websockets. An instance
+writes a shard whenever `collect.shard_battles` battles are complete, so a crash loses only
+battles in flight. If its simulator or server dies it is restarted and play resumes until the
+instance's count is reached; a re-run into the same folder resumes the same way.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from websockets.exceptions import ConnectionClosed
 from metamon_sp import atomic
 from metamon_sp.config import Config
 from metamon_sp.players import build_player, check_player_spec
-from metamon_sp.showdown import ShowdownServer
+from metamon_sp.showdown import OnDemandServer, ShowdownServer
+from metamon_sp.showdown.direct import BattleSim, DirectMatch, OnDemandSim, SimDied
 from metamon_sp.teams import (TeamSampler, TeamSequence, load_team_set, team_index,
                               validate_team_set)
 from metamon_sp.trajectories import MANIFEST, ShardWriter, Trajectory, write_manifest
@@ -54,6 +57,18 @@ def dataset_hash(cfg: Config) -> str:
 
 class ServerDied(RuntimeError):
     """The server, or a player's connection to it, is gone: restart it and resume."""
+
+
+Backend = ShowdownServer | BattleSim
+"""Where an instance's battles run: a Showdown server, or the direct simulator."""
+
+
+def open_backend(cfg: Config, log_dir: Path | str, suffix: str = "") -> Backend:
+    """`collect.backend`'s host for battles, started on first use (see `with`)."""
+    log_dir = Path(log_dir)
+    if cfg.collect.backend == "direct":
+        return OnDemandSim(log_dir / f"sim{suffix}.log")
+    return OnDemandServer(log_dir / f"showdown{suffix}.log")
 
 
 class BattleBook:
@@ -109,6 +124,19 @@ async def _stop(players: list[Any]) -> None:
             pass
 
 
+def _forfeit_overdue(p1: Any, p2: Any, timeout_s: float, forfeited: set[str],
+                     forfeit: Callable[[str], Any]) -> None:
+    """Forfeit (for p1) every battle older than `timeout_s`, once, and mark it truncated."""
+    for battle_tag, age in p1.battle_ages().items():
+        if age > timeout_s and battle_tag not in forfeited:
+            log.warning("Battle %s exceeded %.0fs: forfeiting it (marked truncated)",
+                        battle_tag, timeout_s)
+            forfeited.add(battle_tag)
+            p1.mark_truncated(battle_tag)
+            p2.mark_truncated(battle_tag)
+            forfeit(battle_tag)
+
+
 async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
                 flush: Callable[[list[list[Trajectory]]], None], samplers: list[Teambuilder],
                 names: dict[str, str], generation: int, tag: str) -> None:
@@ -128,15 +156,9 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
             flush(book.pop_ready(multiple_of=c.shard_battles))
             if not server.alive():
                 raise ServerDied(f"the Showdown server died (see {server.log_path})")
-            for battle_tag, age in p1.battle_ages().items():
-                if age > c.battle_timeout_s and battle_tag not in forfeited:
-                    log.warning("Battle %s exceeded %.0fs: forfeiting it (marked truncated)",
-                                battle_tag, c.battle_timeout_s)
-                    forfeited.add(battle_tag)
-                    p1.mark_truncated(battle_tag)
-                    p2.mark_truncated(battle_tag)
-                    asyncio.run_coroutine_threadsafe(
-                        p1.ps_client.send_message("/forfeit", battle_tag), POKE_LOOP)
+            _forfeit_overdue(p1, p2, c.battle_timeout_s, forfeited, lambda tag: (
+                asyncio.run_coroutine_threadsafe(p1.ps_client.send_message("/forfeit", tag),
+                                                 POKE_LOOP)))
         try:
             games.result()
         except ConnectionClosed as e:  # a player lost its socket: recover as from a dead server
@@ -148,23 +170,57 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
         await _stop([p1, p2])
 
 
+def _play_direct(sim: BattleSim, cfg: Config, n: int, book: BattleBook,
+                 flush: Callable[[list[list[Trajectory]]], None], samplers: list[Teambuilder],
+                 names: dict[str, str], generation: int, session: str, first_index: int) -> None:
+    """`_play` on the direct backend: battle k of `session` is seeded from the run seed."""
+    p1_id, p2_id = _player_ids(cfg)
+    c = cfg.collect
+    common = dict(server_url=None, battle_format=cfg.format, concurrency=c.concurrency,
+                  on_trajectory=book.add, team_names=names, generation=generation,
+                  policy_cfg=cfg.policy, seed=cfg.seed)
+    p1 = build_player(p1_id, username=f"p1-{session}", team=samplers[0], opponent_id=p2_id,
+                      **common)
+    p2 = build_player(p2_id, username=f"p2-{session}", team=samplers[1], opponent_id=p1_id,
+                      **common)
+    sim.ensure_started()
+    match = DirectMatch(sim, p1, p2, n, cfg.format, session, seed=cfg.seed,
+                        concurrency=c.concurrency, first_index=first_index)
+    games = match.future()
+    forfeited: set[str] = set()
+    try:
+        while not games.done():
+            wait([games], timeout=0.5)
+            flush(book.pop_ready(multiple_of=c.shard_battles))
+            _forfeit_overdue(p1, p2, c.battle_timeout_s, forfeited, match.forfeit)
+        try:
+            games.result()
+        except SimDied as e:
+            raise ServerDied(str(e)) from e
+    finally:
+        flush(book.pop_ready())  # complete battles are kept, whatever happened
+        if not games.done():
+            games.cancel()
+
+
 def run_instance(cfg: Config, out_dir: Path | str, instance: int, n_battles: int,
                  generation: int = 0, progress: Callable[[int], None] | None = None,
                  teams_for: tuple[TeamSequence, TeamSequence] | None = None,
-                 server: ShowdownServer | None = None,
+                 server: Backend | None = None,
                  opponents: Sequence[Matchup] | None = None) -> InstanceResult:
     """Play this instance's share of battles into `out_dir` with its own server.
 
     `teams_for` gives p1's and p2's teams battle by battle (poke-env pairs the k-th challenge
     with the k-th acceptance); by default each side samples from the team set. A running
-    `server` is used (and left running) instead of starting one. `opponents` (an opponent pool)
-    replaces `collect.p2`: p1 plays each matchup's battles in turn, on the same server, each into
-    shards of its own (`i00.vs_<name>-NNNNN.parquet`), so each resumes on its own."""
+    `server` (a Showdown server or a direct simulator) is used, and left running, instead of
+    starting one. `opponents` (an opponent pool) replaces `collect.p2`: p1 plays each matchup's
+    battles in turn, on the same server, each into shards of its own
+    (`i00.vs_<name>-NNNNN.parquet`), so each resumes on its own."""
     if opponents is None:
         return _run_matchup(cfg, out_dir, instance, f"i{instance:02d}", n_battles, generation,
                             progress, teams_for, server)
-    own = ShowdownServer(Path(out_dir) / "logs" / f"showdown-i{instance:02d}.log") \
-        if server is None else None
+    own = open_backend(cfg, Path(out_dir) / "logs", f"-i{instance:02d}") if server is None \
+        else None
     results = []
     with own or nullcontext(server) as server:
         for m in opponents:
@@ -191,7 +247,7 @@ class Matchup:
 def _run_matchup(cfg: Config, out_dir: Path | str, instance: int, prefix: str, n_battles: int,
                  generation: int, progress: Callable[[int], None] | None,
                  teams_for: tuple[TeamSequence, TeamSequence] | None,
-                 server: ShowdownServer | None) -> InstanceResult:
+                 server: Backend | None) -> InstanceResult:
     out_dir = Path(out_dir)
     c = cfg.collect
     teams = load_team_set(cfg.team_set)
@@ -229,17 +285,26 @@ def _run_matchup(cfg: Config, out_dir: Path | str, instance: int, prefix: str, n
             if progress:
                 progress(len(chunk))
 
-    own = ShowdownServer(out_dir / "logs" / f"showdown-i{instance:02d}.log") if server is None \
-        else None
+    own = open_backend(cfg, out_dir / "logs", f"-i{instance:02d}") if server is None else None
+    stream = f"g{generation}i{instance}x{zlib.crc32(prefix.encode()):08x}"
     with own or nullcontext(server) as server:
+        if isinstance(server, BattleSim):
+            server.ensure_started()
         t0 = time.monotonic()  # play time: the server's start is not part of the rate
         while written < n_battles:
             book = BattleBook(c.record)
-            tag = f"i{instance}r{server.restarts}{secrets.token_hex(2)}"
-            session = tag
             try:
-                asyncio.run(_play(server, cfg, n_battles - written, book, flush, samplers, names,
-                                  generation, tag))
+                if isinstance(server, BattleSim):
+                    # battle k of a stream is seeded by (seed, stream, k): a fresh collection
+                    # replays the same battles, a resumed one goes on where the data stops
+                    session = f"{stream}r{server.restarts}"
+                    _play_direct(server, cfg, n_battles - written, book, flush, samplers, names,
+                                 generation, session, first_index=written)
+                else:
+                    tag = f"i{instance}r{server.restarts}{secrets.token_hex(2)}"
+                    session = tag
+                    asyncio.run(_play(server, cfg, n_battles - written, book, flush, samplers,
+                                      names, generation, tag))
             except ServerDied as e:
                 if server.restarts >= c.max_server_restarts:
                     raise CollectError(f"instance {instance}: {e}; gave up after "
@@ -332,12 +397,12 @@ def finish_collection(cfg: Config, out_dir: Path | str, results: list[InstanceRe
 
 def collect(cfg: Config, out_dir: Path | str, generation: int = 0, show_progress: bool = True,
             teams_for: tuple[TeamSequence, TeamSequence] | None = None,
-            server: ShowdownServer | None = None,
+            server: Backend | None = None,
             on_progress: Callable[[int, int], None] | None = None,
             pool: Sequence[Matchup] | None = None) -> dict[str, Any]:
     """Play and record `cfg.collect.battles` battles into `out_dir`; return the summary.
     `teams_for` (one instance only) fixes both sides' teams battle by battle; `server` (one
-    instance only) plays on a server the caller keeps running; `pool` replaces `collect.p2` by
+    instance only) plays on a server or simulator the caller keeps running; `pool` replaces `collect.p2` by
     an opponent pool (its battles are the total)."""
     from tqdm import tqdm
 

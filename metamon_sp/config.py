@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 RECORD_CHOICES = ("both", "p1", "p2")
+BACKEND_CHOICES = ("direct", "showdown")
 RUN_KEYS = ("generations", "run_name", "runs_dir", "logger", "wandb_mode", "runner",
             "dask_address")
 EVAL_KEYS = ("eval", "elo")
@@ -44,6 +45,9 @@ class CollectConfig:
 
     battles: int = 100
     """Total battles to play (split over `parallel_instances`)."""
+    backend: str = "direct"
+    """Where battles run: `direct` (the simulator in a Node process fed over stdin/stdout: no
+    server, seeded battles, faster) or `showdown` (a local Showdown server over websockets)."""
     concurrency: int = 10
     """Battles in flight at once per instance."""
     parallel_instances: int = 1
@@ -75,6 +79,8 @@ class CollectConfig:
                self.parallel_instances, "in [1, 64]")
         _check(self.record in RECORD_CHOICES, "collect.record", self.record,
                f"one of {', '.join(RECORD_CHOICES)}")
+        _check(self.backend in BACKEND_CHOICES, "collect.backend", self.backend,
+               f"one of {', '.join(BACKEND_CHOICES)}")
         _check(self.battle_timeout_s > 0, "collect.battle_timeout_s", self.battle_timeout_s, "> 0")
         _check(self.shard_battles >= 1, "collect.shard_battles", self.shard_battles, ">= 1")
         _check(self.max_server_restarts >= 0, "collect.max_server_restarts",

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from metamon_sp import atomic
-from metamon_sp.collect import collect
+from metamon_sp.collect import Backend, collect, open_backend
 from metamon_sp.config import Config
 from metamon_sp.players import check_player_spec
-from metamon_sp.showdown import OnDemandServer, ShowdownServer
 from metamon_sp.results import GAMES, append_games, games_from_dataset, label, pairing_summary, slug
 from metamon_sp.teams import TeamError, TeamSequence, load_team_set, shared_teams
 
@@ -44,7 +43,7 @@ def team_pairs(cfg: Config, a: str, b: str, n_pairs: int) -> tuple[list[str], li
 
 def play_pairing(cfg: Config, a: str, b: str, n: int, out_dir: Path | str,
                  names: dict[str, str] | None = None, show_progress: bool = False,
-                 server: ShowdownServer | None = None) -> list[dict[str, Any]]:
+                 server: Backend | None = None) -> list[dict[str, Any]]:
     """Play `n` games of `a` against `b` (mirrored team pairs, seats swapped between halves);
     return their result rows (from `a`'s point of view). Re-running resumes."""
     out_dir = Path(out_dir)
@@ -100,8 +99,8 @@ def evaluate(cfg: Config, player: str, opponents: Sequence[str], battles: int,
     summary: dict[str, Any] = {"player": names.get(player, label(player)), "player_spec": player,
                                "team_set": cfg.eval.team_set, "battles_per_opponent": battles,
                                "opponents": {}}
-    # One server for every pairing, started only if a pairing has games left to play.
-    with OnDemandServer(out_dir / "logs" / "showdown.log") as server:
+    # One server (or simulator) for every pairing, started only if a pairing has games left.
+    with open_backend(cfg, out_dir / "logs") as server:
         for opp in opponents:
             name = names.get(opp, label(opp))
             log.info("evaluate: %s vs %s, %d battles", summary["player"], name, battles)

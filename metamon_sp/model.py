@@ -218,10 +218,15 @@ class Trunk(nn.Module):
         if T > self.context:
             raise ValueError(f"window of {T} turns exceeds model.context={self.context}")
         turn, actions = self.encoder(num, cat.long())
-        x = turn + self.pos.weight[:T]  # (B, T, d)
+        return Encoding((self.contextualize(turn), actions))
+
+    def contextualize(self, turn: torch.Tensor) -> torch.Tensor:
+        """Encoded turns (B, T, d) → per-turn context (B, T, d): positions, causal blocks.
+        Live play caches each turn's encoding and calls this alone (see `Policy`)."""
+        x = turn + self.pos.weight[:turn.shape[1]]
         for block in self.blocks:
             x = block(x)
-        return Encoding((self.ln_f(x), actions))
+        return self.ln_f(x)
 
 
 class PolicyModel(nn.Module):

@@ -5,12 +5,16 @@ trajectories through the one featurizer.
     p = cls(policy_id="simple_heuristics", on_trajectory=sink.add, team_names=index, ...)
 
 The wrapper also counts, per battle, the server's `|error|[Invalid choice]` answers (a missing
-action is not an invalid one), and marks battles that a timeout forfeited as truncated.
+action is not an invalid one), and marks battles that a timeout forfeited as truncated. A
+baseline's random draws are seeded per decision (player, battle, decision index), so a seeded
+battle replays whatever else the process plays at the same time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -79,8 +83,10 @@ class RecordingMixin:
 
     def __init__(self, *args: Any, policy_id: str, opponent_id: str = "",
                  on_trajectory: Callable[[Trajectory], None] | None = None,
-                 team_names: dict[str, str] | None = None, generation: int = 0, **kwargs: Any):
+                 team_names: dict[str, str] | None = None, generation: int = 0,
+                 decision_seed: int = 0, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.decision_seed = decision_seed
         self.policy_id = policy_id
         self.opponent_id = opponent_id
         self.on_trajectory = on_trajectory
@@ -131,6 +137,10 @@ class RecordingMixin:
         """An order or an action index. Baselines defer to their poke-env `choose_move`;
         a learned policy overrides this and uses `obs` (already featurized), and may answer
         (action, explored)."""
+        rec = self._records.setdefault(battle.battle_tag, _BattleRecord())
+        key = f"{self.decision_seed}|{self.username}|{battle.battle_tag}|{len(rec.actions)}|" \
+              f"{rec.invalid}"
+        random.seed(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))
         return super().choose_move(battle)  # type: ignore[misc]
 
     async def _finish_async(self, battle: Battle, obs: Observation, choice: Awaitable) -> BattleOrder:
@@ -166,6 +176,10 @@ class RecordingMixin:
         return order
 
     # ----------------------------------------------------------------------- battle end
+    def forget_battle(self, battle_tag: str) -> None:
+        """A battle that will never finish (its simulator died): drop what is kept for it."""
+        self._records.pop(battle_tag, None)
+
     def mark_truncated(self, battle_tag: str) -> None:
         self._records.setdefault(battle_tag, _BattleRecord()).truncated = True
 
@@ -228,6 +242,10 @@ class PolicyPlayer(RecordingMixin, Player):
         self.policy.forget((self.username, battle.battle_tag))
         super()._battle_finished_callback(battle)
 
+    def forget_battle(self, battle_tag: str) -> None:
+        self.policy.forget((self.username, battle_tag))
+        super().forget_battle(battle_tag)
+
 
 _CLASSES: dict[type[Player], type[Player]] = {}
 
@@ -247,15 +265,17 @@ def player_class(name: str) -> type[Player]:
 
 # Showdown never checks it with --no-security; poke-env requires one.
 _UNUSED_AUTH_URL = "http://127.0.0.1/unused-auth"
+_NO_SERVER = "ws://127.0.0.1:1/no-server"
 
 
-def build_player(spec: str, *, username: str, server_url: str, battle_format: str,
+def build_player(spec: str, *, username: str, server_url: str | None, battle_format: str,
                  concurrency: int, team: Any, opponent_id: str = "",
                  on_trajectory: Callable[[Trajectory], None] | None = None,
                  team_names: dict[str, str] | None = None, generation: int = 0,
                  policy_cfg: Any = None, seed: int = 0) -> Player:
     """A recording player for `spec` (a baseline name or checkpoint:PATH) connected to the
-    local server at `server_url`."""
+    local server at `server_url`, or, with `server_url=None`, not connected: the direct
+    backend (metamon_sp/showdown/direct.py) feeds it instead."""
     from poke_env import AccountConfiguration, ServerConfiguration
 
     extra: dict[str, Any] = {}
@@ -271,13 +291,15 @@ def build_player(spec: str, *, username: str, server_url: str, battle_format: st
     return cls(
         AccountConfiguration(username, None),
         battle_format=battle_format,
-        server_configuration=ServerConfiguration(server_url, _UNUSED_AUTH_URL),
+        server_configuration=ServerConfiguration(server_url or _NO_SERVER, _UNUSED_AUTH_URL),
+        start_listening=server_url is not None,
         max_concurrent_battles=concurrency,
         team=team,
         # poke-env warns on every Gen 1 partial-trapping message; we count real errors ourselves.
         log_level=logging.ERROR,
         policy_id=spec,
         opponent_id=opponent_id,
+        decision_seed=seed,
         on_trajectory=on_trajectory,
         team_names=team_names,
         generation=generation,

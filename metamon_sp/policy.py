@@ -2,13 +2,19 @@
 
 Each decision appends the battle's observation to its history (the last `model.context` turns)
 and waits on a future; all decisions that arrive in the same turn of poke-env's event loop are
-answered by one forward pass. Sampling is masked (an illegal action has probability 0), with a
+answered by one forward pass. A turn is encoded once, when it is new, and its encoding kept with
+the history: a decision encodes one turn, not its whole window. Sampling is masked (an illegal action has probability 0), with a
 temperature, or greedy; with `epsilon` a uniformly random legal action instead.
+
+The random numbers of a decision come from a hash of the policy's seed, the player, the battle
+and the decision's index (`decision_uniforms`), not from a stream shared by all battles: a
+decision does not depend on which other decisions shared its batch, so a seeded battle replays.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -22,7 +28,7 @@ import torch
 from metamon_sp.checkpoint import load_checkpoint
 from metamon_sp.config import PolicyConfig
 from metamon_sp.features import Observation
-from metamon_sp.model import PolicyModel, masked_logits
+from metamon_sp.model import Encoding, PolicyModel, masked_logits
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,17 @@ class _History:
     num: list[np.ndarray] = field(default_factory=list)
     cat: list[np.ndarray] = field(default_factory=list)
     rqid: Any = None
+    steps: int = 0
+    retries: int = 0
+    turns: list[torch.Tensor | None] = field(default_factory=list)  # cached encodings (d,)
+    actions: torch.Tensor | None = None  # the last turn's action embeddings (A, d_action)
+
+
+def decision_uniforms(seed: int, key: tuple[str, str], step: int, retry: int = 0) -> np.ndarray:
+    """Three uniforms in [0, 1) for one decision: (explore?, which legal action if so, sample)."""
+    digest = hashlib.blake2b(f"{seed}|{key[0]}|{key[1]}|{step}|{retry}".encode(),
+                             digest_size=24).digest()
+    return np.frombuffer(digest, dtype="<u8") / 2.0**64
 
 
 class Policy:
@@ -43,7 +60,7 @@ class Policy:
         self.name = name
         self.context = model.cfg.context
         self.device = torch.device(cfg.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.seed = seed
         self._histories: dict[tuple[str, str], _History] = {}
         self._pending: list[tuple[tuple[str, str], np.ndarray, asyncio.Future]] = []
         self._flush_scheduled = False
@@ -66,11 +83,17 @@ class Policy:
         if h.num and rqid is not None and rqid == h.rqid:  # a retry of the same request
             h.num.pop()
             h.cat.pop()
+            h.turns.pop()
+            h.retries += 1
+        else:
+            h.steps += 1
+            h.retries = 0
         h.num.append(obs.num)
         h.cat.append(obs.cat)
+        h.turns.append(None)
         h.rqid = rqid
         if len(h.num) > self.context:
-            del h.num[0], h.cat[0]
+            del h.num[0], h.cat[0], h.turns[0]
 
     def drop_last(self, key: tuple[str, str]) -> None:
         """Remove the last turn of a battle's history (its choice was refused as unavailable)."""
@@ -78,6 +101,7 @@ class Policy:
         if h is not None and h.num:
             h.num.pop()
             h.cat.pop()
+            h.turns.pop()
             h.rqid = None
 
     def forget(self, key: tuple[str, str]) -> None:
@@ -92,34 +116,56 @@ class Policy:
     def choose(self, keys: list[tuple[str, str]], masks: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
         """Actions for the battles `keys`, and which of them were exploratory (epsilon)."""
-        lengths = [len(self._histories[k].num) for k in keys]
-        T = max(lengths)
+        hs = [self._histories[k] for k in keys]
         B = len(keys)
-        num = np.zeros((B, T, self._histories[keys[0]].num[0].shape[0]), np.float32)
-        cat = np.zeros((B, T, self._histories[keys[0]].cat[0].shape[0]), np.int64)
-        for i, k in enumerate(keys):  # right-padded: causal attention never looks ahead
-            h = self._histories[k]
-            num[i, :lengths[i]] = h.num
-            cat[i, :lengths[i]] = h.cat
-        x_num = torch.from_numpy(num).to(self.device)
-        x_cat = torch.from_numpy(cat).to(self.device)
-        h = self.model.trunk(x_num, x_cat)                               # (B, T, d)
-        last = h[torch.arange(B), torch.tensor(lengths, device=self.device) - 1]  # (B, d)
         mask = torch.from_numpy(masks).to(self.device)
-        logits = masked_logits(self.model.actor(last), mask)             # (B, A)
+        logits = masked_logits(self.logits(hs), mask)                    # (B, A)
+        u = np.stack([decision_uniforms(self.seed, k, h.steps, h.retries)
+                      for k, h in zip(keys, hs)])
         if self.cfg.greedy:
-            actions = logits.argmax(-1)
-        else:
-            probs = torch.softmax(logits / self.cfg.temperature, dim=-1)
-            actions = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
-        explore = torch.zeros(B, dtype=torch.bool, device=self.device)
+            actions = logits.argmax(-1).cpu().numpy()
+        else:  # inverse CDF: the first action whose cumulative probability reaches u
+            probs = torch.softmax(logits.double() / self.cfg.temperature, dim=-1).cpu().numpy()
+            cdf = np.cumsum(probs, axis=1)
+            actions = (cdf < u[:, 2:3] * cdf[:, -1:]).sum(axis=1)
+        explore = np.zeros(B, dtype=bool)
         if self.cfg.epsilon > 0:  # exploration: a uniformly random legal action instead
-            explore = torch.rand(B, generator=self.generator, device=self.device) < self.cfg.epsilon
-            uniform = torch.multinomial(mask.float(), 1, generator=self.generator).squeeze(-1)
-            actions = torch.where(explore, uniform, actions)
+            explore = u[:, 0] < self.cfg.epsilon
+            legal = np.cumsum(masks, axis=1)                             # (B, A)
+            nth = np.floor(u[:, 1] * legal[:, -1]).astype(np.int64)      # which legal action
+            uniform = (legal <= nth[:, None]).sum(axis=1)
+            actions = np.where(explore, uniform, actions)
+        actions = np.minimum(actions, masks.shape[1] - 1)
         self.forward_passes += 1
         self.decisions += B
-        return actions.cpu().numpy(), explore.cpu().numpy()
+        return actions, explore
+
+    @torch.no_grad()
+    def logits(self, hs: list[_History]) -> torch.Tensor:
+        """Unmasked actor logits (B, A) at the last turn of each history."""
+        self._encode_new_turns(hs)
+        lengths = [len(h.num) for h in hs]
+        B, T = len(hs), max(lengths)
+        turns = torch.zeros(B, T, self.model.cfg.d_model, device=self.device)
+        for i, h in enumerate(hs):  # right-padded: causal attention never looks ahead
+            turns[i, :lengths[i]] = torch.stack(h.turns)
+        context = self.model.body.contextualize(turns)                   # (B, T, d)
+        last = torch.tensor(lengths, device=self.device) - 1
+        return self.model.actor(Encoding((context[torch.arange(B), last],
+                                          torch.stack([h.actions for h in hs]))))
+
+    def _encode_new_turns(self, hs: list[_History]) -> None:
+        """Encode, in one pass, every turn of these histories not encoded yet."""
+        todo = [(h, j) for h in hs for j, enc in enumerate(h.turns) if enc is None]
+        if not todo:
+            return
+        num = torch.from_numpy(np.stack([h.num[j] for h, j in todo])).to(self.device)
+        cat = torch.from_numpy(np.stack([h.cat[j] for h, j in todo]).astype(np.int64)).to(self.device)
+        turn, actions = self.model.body.encoder(num[:, None], cat[:, None])  # (M, 1, …)
+        for i, (h, j) in enumerate(todo):
+            h.turns[j] = turn[i, 0]
+            if j == len(h.turns) - 1:
+                h.actions = actions[i, 0]
 
     async def decide(self, key: tuple[str, str], obs: Observation, rqid: Any
                      ) -> tuple[int, bool]:
@@ -138,21 +184,25 @@ class Policy:
         return await fut
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
-        pending, self._pending = self._pending, []
-        for i in range(0, len(pending), self.cfg.max_batch):
-            chunk = pending[i:i + self.cfg.max_batch]
-            try:
-                actions, explored = self.choose([k for k, _, _ in chunk],
-                                                np.stack([m for _, m, _ in chunk]))
-            except Exception as e:  # never leave a battle waiting forever
-                for _, _, fut in chunk:
-                    if not fut.done():
-                        fut.set_exception(e)
-                continue
-            for (_, _, fut), a, e in zip(chunk, actions, explored):
+        # One batch of at most `max_batch` per turn of the loop: between two batches the loop
+        # sends the first one's choices, so the simulator plays them while the next is computed.
+        pending = self._pending
+        chunk, self._pending = pending[:self.cfg.max_batch], pending[self.cfg.max_batch:]
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._flush_scheduled = False
+        try:
+            actions, explored = self.choose([k for k, _, _ in chunk],
+                                            np.stack([m for _, m, _ in chunk]))
+        except Exception as e:  # never leave a battle waiting forever
+            for _, _, fut in chunk:
                 if not fut.done():
-                    fut.set_result((int(a), bool(e)))
+                    fut.set_exception(e)
+            return
+        for (_, _, fut), a, e in zip(chunk, actions, explored):
+            if not fut.done():
+                fut.set_result((int(a), bool(e)))
 
 
 _THREADS_BEFORE: int | None = None

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from metamon_sp.config import Config
 from metamon_sp.evaluate import play_pairing
-from metamon_sp.showdown import OnDemandServer
+from metamon_sp.collect import open_backend
 from metamon_sp.results import GAMES, append_games, label, read_games, slug
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def round_robin(cfg: Config, pool: Sequence[str], games_per_pair: int, out_dir: 
     rows = read_games([*known, out_dir])
     todo = missing_games(cfg, pool, games_per_pair, out_dir, known, names)
     if todo:  # a server only if some pair has games left (fanned-out tasks may have played them)
-        with OnDemandServer(out_dir / "logs" / "showdown.log") as server:
+        with open_backend(cfg, out_dir / "logs") as server:
             for a, b, n, folder in todo:
                 log.info("tournament: %s vs %s, %d more games", name[a], name[b], n)
                 new = play_pairing(cfg, a, b, n, folder, names, server=server)

@@ -1,4 +1,8 @@
-"""The local Pokémon Showdown server: pinned install, process lifecycle, team validation."""
+"""Pokémon Showdown: pinned install, the local server's lifecycle, team validation, and the
+direct battle backend (`metamon_sp.showdown.direct`: the simulator without a server).
+
+Importing this package needs only the standard library: `python -m metamon_sp.showdown`
+installs Showdown with the system Python, beside the venv's own install (see the Makefile)."""
 
 from metamon_sp.showdown.install import ensure_installed
 from metamon_sp.showdown.server import OnDemandServer, ShowdownServer, ShowdownServerError

@@ -46,6 +46,17 @@ def _wait_for_challstr(url: str, deadline: float) -> None:
     raise TimeoutError("no |challstr| before the deadline")
 
 
+def peak_rss_bytes(pid: int) -> int | None:
+    """A running process's peak resident memory so far (VmHWM)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 class ShowdownServer:
     """One server process in its own process group, its output appended to `log_path`."""
 
@@ -159,15 +170,7 @@ class ShowdownServer:
 
     def peak_rss_bytes(self) -> int | None:
         """The server's peak resident memory so far (VmHWM), while it runs."""
-        if not self.alive():
-            return None
-        try:
-            for line in Path(f"/proc/{self._proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-        return None
+        return peak_rss_bytes(self._proc.pid) if self.alive() else None
 
     def log_tail(self, n: int = 20) -> str:
         try:

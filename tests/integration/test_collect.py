@@ -1,4 +1,5 @@
-"""Real battles on a real local server, started by the code under test."""
+"""Real battles on the direct backend (the default) and on a real local server, each started by
+the code under test."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_collect_writes_the_full_count_with_no_invalid_orders(heuristic_vs_rando
     assert manifest["invalid_actions"] == 0 and summary["invalid_rate"] == 0.0
     assert summary["p1_win_rate"] >= 0.8
     assert [s["file"] for s in manifest["shards"]] == [f"i00-0000{i}.parquet" for i in range(3)]
-    assert (out / "collect_summary.json").exists() and (out / "logs" / "showdown-i00.log").exists()
+    assert (out / "collect_summary.json").exists() and (out / "logs" / "sim-i00.log").exists()
 
 
 def test_recorded_trajectories_are_consistent(heuristic_vs_random):
@@ -79,14 +80,16 @@ def test_rerun_resumes_and_another_config_is_refused(heuristic_vs_random):
         collect(load_config(["collect.battles=20", "seed=7"]), out, show_progress=False)
 
 
-def test_killed_server_mid_collection_still_yields_the_full_count(tmp_path):
+@pytest.mark.parametrize("backend,log", [("direct", "sim"), ("showdown", "showdown")])
+def test_killed_server_mid_collection_still_yields_the_full_count(tmp_path, backend, log):
+    """A killed simulator or server loses only its battles in flight; collection completes."""
     out = tmp_path / "data"
     cfg = load_config(["collect.battles=30", "collect.concurrency=5", "collect.shard_battles=5",
-                       "collect.p1=random", "collect.p2=random"])
+                       "collect.p1=random", "collect.p2=random", f"collect.backend={backend}"])
     result: dict = {}
     worker = threading.Thread(target=lambda: result.update(collect(cfg, out, show_progress=False)))
     worker.start()
-    pid_file = out / "logs" / "showdown-i00.pid"
+    pid_file = out / "logs" / f"{log}-i00.pid"
     deadline = time.monotonic() + 120
     while not list(out.glob("i00-*.parquet")) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -95,17 +98,21 @@ def test_killed_server_mid_collection_still_yields_the_full_count(tmp_path):
     worker.join(timeout=240)
     assert not worker.is_alive()
     assert result["battles"] == 30 and result["server_restarts"] >= 1
-    assert len(list(Dataset(out))) == 60  # every shard reads back, both sides of each battle
+    trajs = list(Dataset(out))  # every shard reads back, both sides of each battle
+    assert len(trajs) == 60 and len({t.battle_id for t in trajs}) == 30
+    assert not any(t.truncated or t.errors for t in trajs)
 
 
-def test_parallel_instances_each_bring_their_own_server(tmp_path):
+@pytest.mark.parametrize("backend,log", [("direct", "sim"), ("showdown", "showdown")])
+def test_parallel_instances_each_bring_their_own_server(tmp_path, backend, log):
     out = tmp_path / "data"
     cfg = load_config(["collect.battles=6", "collect.parallel_instances=2", "collect.record=p1",
-                       "collect.p1=max_base_power", "collect.p2=self", "collect.concurrency=3"])
+                       "collect.p1=max_base_power", "collect.p2=self", "collect.concurrency=3",
+                       f"collect.backend={backend}"])
     summary = collect(cfg, out, show_progress=False)
     assert summary["battles"] == 6
     assert {p.name.split("-")[0] for p in out.glob("*.parquet")} == {"i00", "i01"}
-    assert len(list((out / "logs").glob("showdown-i0*.log"))) == 2
+    assert len(list((out / "logs").glob(f"{log}-i0*.log"))) == 2
     trajs = list(Dataset(out))
     assert len(trajs) == 6 and {t.side for t in trajs} == {"p1"}
     assert {t.player for t in trajs} == {"max_base_power"} == {t.opponent for t in trajs}

@@ -274,3 +274,21 @@ def test_training_after_play_gets_back_the_threads_play_took(tmp_path, monkeypat
         assert policy_mod.threads_before_play() == 2  # what training will use again
     finally:
         torch.set_num_threads(before)
+
+
+def test_training_data_is_held_compactly_and_batches_are_what_was_recorded(tmp_path):
+    trajs = [make_traj(f"battle-gen1ou-{i}", steps=4 + i, seed=i) for i in range(5)]
+    for t in trajs:  # observations as the featurizer makes them: within ±2
+        t.obs_num = np.tanh(t.obs_num) * 1.5
+    data = OfflineData([_dataset(tmp_path / "d", trajs)], REWARDS["binary"], 0.01)
+    assert data.num.dtype == np.float16 and data.cat.dtype == np.int16
+    assert data.nbytes() / data.n_steps < 700  # bytes per decision (float32 + int64: ~1.7 KB)
+    flat_num = np.concatenate([t.obs_num for t in trajs])
+    np.testing.assert_allclose(data.num.astype(np.float32), flat_num, atol=1e-3)
+    np.testing.assert_array_equal(data.cat, np.concatenate([t.obs_cat for t in trajs]))
+    b = data.sample(16, 3, np.random.default_rng(0))
+    assert b.num.dtype == torch.float32 and b.cat.dtype == torch.int64
+    assert b.actions.dtype == torch.int64
+    mean, std = data.num_stats()
+    np.testing.assert_allclose(mean, flat_num.mean(0), atol=1e-3)
+    np.testing.assert_allclose(std, np.maximum(flat_num.std(0), 0.1), atol=1e-3)

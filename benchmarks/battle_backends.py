@@ -1,0 +1,194 @@
+"""Battle throughput on both backends, side by side in one run: decisions/s and battles/s of
+random, heuristic and tiny-policy self-play through the real `collect` path (both sides
+featurized and recorded), the simulator-alone ceiling, peak memory, and the Python profile's
+top entries on the direct backend.
+
+    python benchmarks/battle_backends.py [--battles 100] [--repeats 2] [--checkpoint PATH]
+
+Each workload runs on the websocket server at concurrency 10 (the default before the direct
+backend), and on the direct backend at concurrency 10 and 32, with one and two instances
+(processes). Every configuration runs in a fresh process, and the configurations are
+interleaved `--repeats` times (this machine's speed drifts by ±30% over minutes): the table
+shows each one's median. The profile comes from one more, untimed run.
+The ceiling is Showdown's own BattleStream with its RandomPlayerAI on both sides, in one Node
+process and in one per core at once (benchmarks/sim_ceiling.js).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concurrency: int,
+            profile: bool = False) -> dict:
+    import resource
+
+    from metamon_sp.collect import collect
+    from metamon_sp.config import load_config
+
+    cfg = load_config([f"collect.p1={p1}", f"collect.p2={p2}", f"collect.battles={battles}",
+                       f"collect.backend={backend}", f"collect.parallel_instances={instances}",
+                       f"collect.concurrency={concurrency}", "policy.batched=true"])
+    prof = None
+    if profile:  # poke-env's handlers run on its own loop thread: profile that thread
+        import cProfile
+
+        from poke_env.concurrency import POKE_LOOP
+        prof = cProfile.Profile()
+        POKE_LOOP.call_soon_threadsafe(prof.enable)
+    with tempfile.TemporaryDirectory() as out:
+        s = collect(cfg, Path(out), show_progress=False)
+    top = []
+    if prof is not None:
+        import pstats
+        from poke_env.concurrency import POKE_LOOP
+        done = __import__("threading").Event()
+        POKE_LOOP.call_soon_threadsafe(lambda: (prof.disable(), done.set()))
+        done.wait(5)
+        st = pstats.Stats(prof)
+        total = st.total_tt or 1.0
+        rows = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:12]
+        top = [{"function": f"{Path(f).name}:{line}({name})", "self_share": round(v[2] / total, 3)}
+               for (f, line, name), v in rows]
+    from metamon_sp.policy import _POLICIES
+
+    fwd = sum(p.forward_passes for p in _POLICIES.values())
+    dec = sum(p.decisions for p in _POLICIES.values())
+    return {"p1": "policy" if p1.startswith("checkpoint:") else p1,
+            "p2": "self" if p2 == "self" else p2, "backend": backend, "instances": instances,
+            "concurrency": concurrency,
+            "battles": s["battles"], "battles_per_s": s["battles_per_s"],
+            "decisions_per_s": round(s["decisions"] / s["play_seconds"], 1),
+            "decisions_per_battle": round(s["decisions"] / s["battles"], 1),
+            "mean_batch": round(dec / fwd, 2) if fwd else None,
+            "python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "backend_peak_rss_mb": round(max((i["server_peak_rss_bytes"] or 0)
+                                             for i in s["instances"]) / 2**20),
+            "profile_top": top}
+
+
+def ceiling(battles: int, processes: int) -> dict:
+    from metamon_sp.showdown import ensure_installed
+    from metamon_sp.teams import load_team_set
+
+    pkg = ensure_installed()
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump([t.packed for t in load_team_set("gen1ou")], f)
+    try:
+        procs = [subprocess.Popen(["node", str(HERE / "sim_ceiling.js"), str(pkg), f.name,
+                                   str(battles), "10"], stdout=subprocess.PIPE, text=True)
+                 for _ in range(processes)]
+        outs = [json.loads(p.communicate()[0]) for p in procs]
+    finally:
+        os.unlink(f.name)
+    return {"p1": "sim alone (random)", "p2": "random", "backend": "node only",
+            "instances": processes, "concurrency": 10, "battles": sum(o["battles"] for o in outs),
+            "battles_per_s": round(sum(o["battles_per_s"] for o in outs), 3),
+            "decisions_per_s": round(sum(o["decisions_per_s"] for o in outs), 1),
+            "decisions_per_battle": round(sum(o["decisions"] for o in outs)
+                                          / sum(o["battles"] for o in outs), 1),
+            "mean_batch": None, "python_peak_rss_mb": None,
+            "backend_peak_rss_mb": round(max(o["peak_rss_bytes"] for o in outs) / 2**20),
+            "profile_top": []}
+
+
+def fresh_checkpoint(folder: Path) -> Path:
+    from dataclasses import asdict
+
+    import torch
+
+    from metamon_sp.checkpoint import CheckpointMeta, save_checkpoint
+    from metamon_sp.config import load_config
+    from metamon_sp.model import PolicyModel
+
+    torch.manual_seed(0)
+    mc = load_config(["model=tiny"]).model
+    return save_checkpoint(folder / "fresh-tiny", PolicyModel(mc), CheckpointMeta(model=asdict(mc)))
+
+
+COLS = ("p1", "p2", "backend", "instances", "concurrency", "battles_per_s", "decisions_per_s",
+        "decisions_per_battle", "mean_batch", "python_peak_rss_mb", "backend_peak_rss_mb")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkpoint", help="the policy (default: a freshly initialised tiny model; "
+                    "a trained one plays shorter battles)")
+    ap.add_argument("--battles", type=int, default=100, help="battles per configuration")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=10, help=argparse.SUPPRESS)
+    ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        p1, p2, backend, inst, n, prof = args.one
+        print(json.dumps(run_one(p1, p2, backend, int(inst), int(n), args.concurrency,
+                                 prof == "1")))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = f"checkpoint:{args.checkpoint or fresh_checkpoint(Path(tmp))}"
+        configs = []
+        for p1, p2 in (("random", "random"), ("simple_heuristics", "random"), (spec, "self")):
+            configs += [(p1, p2, "showdown", 1, 10), (p1, p2, "direct", 1, 10),
+                        (p1, p2, "direct", 1, 32), (p1, p2, "direct", 2, 32)]
+        results: dict[tuple, list[dict]] = {c: [] for c in configs}
+        ceilings: dict[int, list[dict]] = {1: [], 2: []}
+        profiled = [c for c in configs if c[2:] == ("direct", 1, 32)]
+        for rep in range(args.repeats + 1):  # the last round only profiles (untimed)
+            for c in configs if rep < args.repeats else profiled:
+                profile = rep == args.repeats
+                t0 = time.monotonic()
+                proc = subprocess.run([sys.executable, __file__, "--concurrency",
+                                       str(c[4]), "--one", c[0], c[1], c[2],
+                                       str(c[3]), str(args.battles), "1" if profile else "0"],
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    sys.exit(proc.stderr[-3000:])
+                row = json.loads(proc.stdout.strip().splitlines()[-1])
+                row["wall_s"] = round(time.monotonic() - t0, 1)
+                if profile:
+                    results[c][0]["profile_top"] = row["profile_top"]
+                    continue
+                results[c].append(row)
+                print(json.dumps({k: v for k, v in row.items() if k != "profile_top"}),
+                      file=sys.stderr, flush=True)
+            for k in ceilings if rep < args.repeats else ():
+                ceilings[k].append(ceiling(args.battles * 2, k))
+                print(json.dumps(ceilings[k][-1]), file=sys.stderr, flush=True)
+    rows = [_median(v) for v in (*results.values(), *ceilings.values())]
+    print(f"median of {args.repeats} interleaved runs, {args.battles} battles each, "
+          f"{os.cpu_count()} cores")
+    print("| " + " | ".join(COLS) + " |")
+    print("|" + "---|" * len(COLS))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in COLS) + " |")
+    for r in rows:
+        if r["profile_top"]:
+            print(f"\nprofile, {r['p1']} vs {r['p2']} on the direct backend (poke-env's loop "
+                  f"thread, self time as a share of its total):")
+            for e in r["profile_top"]:
+                print(f"  {e['self_share']:6.1%}  {e['function']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+def _median(runs: list[dict]) -> dict:
+    out = dict(runs[0])
+    for k in ("battles_per_s", "decisions_per_s", "decisions_per_battle"):
+        out[k] = round(statistics.median(r[k] for r in runs), 1)
+    out["profile_top"] = next((r["profile_top"] for r in runs if r["profile_top"]), [])
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+// The simulator alone: random vs random battles in this Node process (Showdown's own
+// BattleStream and RandomPlayerAI, no Python, no server). Prints one JSON line.
+// argv: PACKAGE_DIR TEAMS_JSON BATTLES [CONCURRENCY]   (TEAMS_JSON: a file with packed teams)
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+const [pkg, teamsFile, battlesArg, concurrencyArg] = process.argv.slice(2);
+const {BattleStream, getPlayerStreams} = require(path.join(pkg, 'dist', 'sim', 'battle-stream'));
+const {RandomPlayerAI} = require(path.join(pkg, 'dist', 'sim', 'tools', 'random-player-ai'));
+const {Teams, TeamValidator} = require(pkg);
+
+const validator = TeamValidator.get('gen1ou');
+const teams = JSON.parse(fs.readFileSync(teamsFile, 'utf8')).map((packed) => {
+  const team = Teams.unpack(packed);
+  validator.validateTeam(team);  // normalises Gen 1 sets, as the server and battle_pool.js do
+  return Teams.pack(team);
+});
+const battles = parseInt(battlesArg, 10);
+const concurrency = parseInt(concurrencyArg || '10', 10);
+let decisions = 0;
+
+class CountingAI extends RandomPlayerAI {
+  choose(choice) {
+    decisions++;
+    super.choose(choice);
+  }
+}
+
+async function one(i) {
+  const streams = getPlayerStreams(new BattleStream());
+  const p1 = new CountingAI(streams.p1);
+  const p2 = new CountingAI(streams.p2);
+  void p1.start();
+  void p2.start();
+  const spectate = (async () => { for await (const _ of streams.omniscient) { /* drain */ } })();
+  const pick = (k) => teams[(i * 7 + k) % teams.length];
+  void streams.omniscient.write(`>start {"formatid":"gen1ou","seed":"sodium,${(i + 1).toString(16).padStart(32, '0')}"}
+>player p1 {"name":"p1","team":"${pick(0)}"}
+>player p2 {"name":"p2","team":"${pick(3)}"}`);
+  await spectate;
+}
+
+(async () => {
+  const t0 = process.hrtime.bigint();
+  let next = 0;
+  const lane = async () => { while (next < battles) await one(next++); };
+  await Promise.all(Array.from({length: concurrency}, lane));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  process.stdout.write(JSON.stringify({battles, decisions, seconds,
+    decisions_per_s: decisions / seconds, battles_per_s: battles / seconds,
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024}) + '\n');
+})();

@@ -1,0 +1,334 @@
+"""The direct battle backend: the simulator in a Node process, no server, no websockets.
+
+`BattleSim` runs `battle_pool.js`, which plays many battles at once over stdin/stdout.
+`DirectMatch` plays two poke-env players against each other through it: the protocol text each
+player would receive from a server's battle room is fed to its own message handler, and what a
+player sends (`/choose …`, `/leave …`, `/forfeit`) is routed back to the simulator. Battle-state
+tracking, featurizer and recording are therefore the very code of live play on a server.
+
+Every battle is seeded (`battle_seed`): with the players' own choices seeded per decision (see
+`Policy` and `RecordingMixin`), the same run seed replays the same battles.
+
+    with BattleSim(log_path) as sim:
+        match = DirectMatch(sim, p1, p2, n_battles=100, battle_format="gen1ou", session="i0s0",
+                            seed=0, concurrency=10)
+        match.run()          # blocks; battles finish through the players' callbacks
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+from poke_env.concurrency import POKE_LOOP
+
+from metamon_sp.atomic import write_text
+from metamon_sp.showdown.install import ensure_installed
+from metamon_sp.showdown.server import peak_rss_bytes
+
+log = logging.getLogger(__name__)
+
+POOL_SCRIPT = Path(__file__).with_name("battle_pool.js")
+
+
+class SimDied(RuntimeError):
+    """The simulator process is gone: its battles in flight are lost; restart and go on."""
+
+
+class BattleError(RuntimeError):
+    """The simulator refused or crashed on one battle."""
+
+
+def battle_seed(*parts: Any) -> str:
+    """A Showdown PRNG seed (`sodium,<32 hex>`) derived from `parts` (run seed, stream, index)."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
+    return f"sodium,{digest[:32]}"
+
+
+class BattleSim:
+    """One `battle_pool.js` process; its stderr is appended to `log_path`.
+
+    Its stdin is a pipe only we hold: when this process dies, however it dies, the simulator
+    reads EOF and exits, so no orphan outlives us."""
+
+    def __init__(self, log_path: Path | str):
+        self.log_path = Path(log_path)
+        self.restarts = 0
+        self._proc: subprocess.Popen | None = None
+        self._rest = b""
+        self._on_rows: Callable[[list[list[str]] | None], None] | None = None
+        self._out: list[bytes] = []
+
+    # ----------------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        pkg = ensure_installed()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a") as logf:
+            logf.write("\n=== metamon-sp: starting the battle simulator ===\n")
+            logf.flush()
+            self._proc = subprocess.Popen(
+                ["node", str(POOL_SCRIPT), str(pkg)], cwd=pkg, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=logf, start_new_session=True, bufsize=0)
+        write_text(self.pid_path, f"{self._proc.pid}\n")
+        os.set_blocking(self._proc.stdout.fileno(), False)
+        self._rest = b""
+        # read on POKE_LOOP itself: a reader thread would fight the loop for the GIL
+        POKE_LOOP.call_soon_threadsafe(POKE_LOOP.add_reader, self._proc.stdout.fileno(),
+                                       self._read, self._proc)
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def ensure_started(self) -> None:
+        if self._proc is None:
+            self.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def pid_path(self) -> Path:
+        """`<log>.pid` holds the running simulator's pid."""
+        return self.log_path.with_suffix(".pid")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        proc, self._proc = self._proc, None
+        self.pid_path.unlink(missing_ok=True)
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()  # the simulator exits on EOF
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        self._unwatch(proc)
+
+    @staticmethod
+    def _unwatch(proc: subprocess.Popen) -> None:
+        """Stop reading `proc`'s stdout before its descriptor is closed (and reused)."""
+        fd = proc.stdout.fileno()
+        if getattr(POKE_LOOP, "_thread_id", None) == threading.get_ident():
+            POKE_LOOP.remove_reader(fd)
+        else:
+            done = threading.Event()
+            POKE_LOOP.call_soon_threadsafe(lambda: (POKE_LOOP.remove_reader(fd), done.set()))
+            done.wait(5)
+        proc.stdout.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        log.warning("Restarting the battle simulator (restart #%d)", self.restarts)
+        self.start()
+
+    def peak_rss_bytes(self) -> int | None:
+        return peak_rss_bytes(self._proc.pid) if self.alive() else None
+
+    def __enter__(self) -> "BattleSim":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------------- traffic
+    def listen(self, on_rows: Callable[[list[list[str]] | None], None] | None) -> None:
+        """Deliver the simulator's output rows to `on_rows` on POKE_LOOP (None: it exited)."""
+        self._on_rows = on_rows
+
+    def send(self, command: dict[str, Any]) -> None:
+        """Queue a command; commands queued in one turn of the loop go out in one write."""
+        self._out.append(orjson.dumps(command))
+        if len(self._out) == 1:
+            POKE_LOOP.call_soon(self._write)
+
+    def _write(self) -> None:
+        data, self._out = b"\n".join(self._out) + b"\n", []
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return  # the reader reports the death
+        try:
+            proc.stdin.write(data)
+        except (BrokenPipeError, OSError):
+            pass
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        """On POKE_LOOP, whenever the simulator's stdout has data."""
+        fd = proc.stdout.fileno()
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:  # EOF: the simulator exited
+            POKE_LOOP.remove_reader(fd)
+            if self._on_rows is not None and self._proc is proc:
+                self._on_rows(None)
+            return
+        lines = (self._rest + chunk).split(b"\n")
+        self._rest = lines.pop()
+        rows = [orjson.loads(line) for line in lines if line]
+        if rows and self._on_rows is not None:
+            self._on_rows(rows)
+
+class OnDemandSim(BattleSim):
+    """A simulator that starts when first used, not on entering the block (a stage whose
+    battles were all played already does not pay for a start)."""
+
+    def __enter__(self) -> "OnDemandSim":
+        return self
+
+
+class DirectMatch:
+    """`n_battles` battles between two poke-env players (built with `start_listening=False`)
+    on a `BattleSim`, at most `concurrency` at a time. Battle k is seeded with
+    `battle_seed(seed, session, k)` and its tag is `battle-<format>-<session>n<k>`."""
+
+    def __init__(self, sim: BattleSim, p1: Any, p2: Any, n_battles: int, battle_format: str,
+                 session: str, seed: int, concurrency: int, first_index: int = 0):
+        if not session.isalnum():
+            raise ValueError(f"session {session!r} must be alphanumeric (it is part of tags)")
+        self.sim, self.players = sim, {"p1": p1, "p2": p2}
+        self.n_battles, self.format, self.session = n_battles, battle_format, session
+        self.seed, self.concurrency, self.next_index = seed, concurrency, first_index
+        self.started = self.finished = self.lost = 0
+        self._left: dict[str, set[str]] = {}   # tag -> sides that left (saw the end)
+        self._done: asyncio.Future | None = None
+        self._error: BaseException | None = None
+        for side, player in self.players.items():
+            player.ps_client.send_message = self._router(side)
+
+    # ---------------------------------------------------------------------- the caller
+    def run(self) -> None:
+        """Play until `n_battles` battles are finished; raise SimDied if the simulator dies
+        (the battles it had in flight are forgotten, finished ones are kept)."""
+        self.future().result()
+
+    def future(self) -> Future:
+        """Start playing; the returned future completes when every battle has finished."""
+        return asyncio.run_coroutine_threadsafe(self._run(), POKE_LOOP)
+
+    def forfeit(self, battle_tag: str, side: str = "p1") -> None:
+        """End a battle now (a timeout): `side` loses."""
+        POKE_LOOP.call_soon_threadsafe(self.sim.send, {"t": "forfeit", "id": battle_tag,
+                                                       "side": side})
+
+    # -------------------------------------------------------------------- on POKE_LOOP
+    async def _run(self) -> None:
+        self._done = asyncio.get_running_loop().create_future()
+        self.sim.listen(self._on_rows)
+        try:
+            self._fill()
+            self._check_done()
+            await self._done
+        finally:
+            self.sim.listen(None)
+        if self._error is not None:
+            raise self._error
+
+    def _fill(self) -> None:
+        while len(self._left) < self.concurrency and self.started < self.n_battles:
+            k = self.next_index
+            self.next_index += 1
+            self.started += 1
+            tag = f"battle-{self.format}-{self.session}n{k}"
+            self._left[tag] = set()
+            p1, p2 = self.players["p1"], self.players["p2"]
+            self.sim.send({"t": "start", "id": tag, "format": self.format,
+                           "seed": battle_seed(self.seed, self.session, k),
+                           "p1": [p1.username, p1.next_team], "p2": [p2.username, p2.next_team]})
+
+    def _on_rows(self, rows: list[list[str]] | None) -> None:
+        if rows is None:
+            self._lose_all(SimDied(f"the battle simulator exited (see {self.sim.log_path})"))
+            return
+        for tag, kind, text in rows:
+            if kind in ("p1", "p2"):
+                client = self.players[kind].ps_client
+                asyncio.ensure_future(client._handle_message(f">{tag}\n{text}"))
+            elif kind == "error":
+                if not tag or tag not in self._left:
+                    self._lose_all(BattleError(f"the battle simulator failed: {text}"))
+                    return
+                log.warning("Battle %s failed in the simulator and is dropped: %s", tag, text)
+                self._forget(tag)
+                if self.lost > max(3, self.n_battles // 10):
+                    self._lose_all(BattleError(
+                        f"{self.lost} battles failed in the simulator (see {self.sim.log_path}); "
+                        f"the last one: {text}"))
+                    return
+                self._fill()
+                self._check_done()
+
+    def _router(self, side: str) -> Callable[..., Any]:
+        async def send_message(message: str, room: str = "", message_2: str | None = None) -> None:
+            if message.startswith("/choose "):
+                self.sim.send({"t": "choose", "id": room, "side": side, "choice": message[8:]})
+            elif message.startswith("/leave "):
+                self._leave(message[7:].strip(), side)
+            elif message == "/forfeit":
+                self.sim.send({"t": "forfeit", "id": room, "side": side})
+            # anything else (`/timer on`, …) means nothing without a server
+        return send_message
+
+    def _leave(self, tag: str, side: str) -> None:
+        left = self._left.get(tag)
+        if left is None:
+            return
+        left.add(side)
+        if len(left) == 2:  # both players saw the end and ran their finished callbacks
+            del self._left[tag]
+            self.finished += 1
+            self.sim.send({"t": "close", "id": tag})
+            for player in self.players.values():
+                player.ps_client._battle_locks.pop(tag, None)
+            self._fill()
+            self._check_done()
+
+    def _forget(self, tag: str) -> None:
+        """A battle that will never finish: release what the players hold for it."""
+        if self._left.pop(tag, None) is None:
+            return
+        self.lost += 1
+        for player in self.players.values():
+            battle = player._battles.pop(tag, None)
+            if battle is not None and not battle.finished:
+                try:  # the slot poke-env took when the battle started
+                    player._battle_count_queue.get_nowait()
+                    player._battle_count_queue.task_done()
+                except (asyncio.QueueEmpty, ValueError):
+                    pass
+            forget = getattr(player, "forget_battle", None)
+            if forget is not None:
+                forget(tag)
+            player.ps_client._battle_locks.pop(tag, None)
+
+    def _lose_all(self, error: BaseException) -> None:
+        for tag in list(self._left):
+            self._forget(tag)
+        self._error = error
+        self._check_done(force=True)
+
+    def _check_done(self, force: bool = False) -> None:
+        if self._done is None or self._done.done():
+            return
+        if force or (self.started >= self.n_battles and not self._left):
+            self._done.set_result(None)
