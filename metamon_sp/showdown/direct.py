@@ -209,7 +209,7 @@ class DirectMatch:
         self.sim, self.players = sim, {"p1": p1, "p2": p2}
         self.n_battles, self.format, self.session = n_battles, battle_format, session
         self.seed, self.concurrency, self.next_index = seed, concurrency, first_index
-        self.started = self.finished = self.lost = 0
+        self.started = self.lost = 0
         self._left: dict[str, set[str]] = {}   # tag -> sides that left (saw the end)
         self._done: asyncio.Future | None = None
         self._error: BaseException | None = None
@@ -296,7 +296,6 @@ class DirectMatch:
         left.add(side)
         if len(left) == 2:  # both players saw the end and ran their finished callbacks
             del self._left[tag]
-            self.finished += 1
             self.sim.send({"t": "close", "id": tag})
             for player in self.players.values():
                 player.ps_client._battle_locks.pop(tag, None)
