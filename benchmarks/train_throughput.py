@@ -45,7 +45,7 @@ def measure(model_name: str, device: str, data: Path, steps: int, batch_size: in
     from metamon_sp.damping import DampingController
     from metamon_sp.model import PolicyModel
     from metamon_sp.rewards import build_reward
-    from metamon_sp.train import compute_losses, step_kl
+    from metamon_sp.train import compute_losses, param_groups, step_kl
     from metamon_sp.train_data import OfflineData
 
     cfg = load_config([f"model={model_name}", "damping=dynamic",
@@ -53,7 +53,7 @@ def measure(model_name: str, device: str, data: Path, steps: int, batch_size: in
     torch.manual_seed(0)
     model = PolicyModel(cfg.model).to(device)
     ref = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    opt = torch.optim.AdamW(param_groups(model), lr=1e-4)
     ctrl = DampingController(cfg.damping)
     data = OfflineData([data], build_reward(cfg.reward), 0.01)
     rng = np.random.default_rng(0)
@@ -68,7 +68,7 @@ def measure(model_name: str, device: str, data: Path, steps: int, batch_size: in
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         model.update_targets(0.005)
-        ctrl.update(step_kl(model, batch, out.logp))
+        ctrl.update(step_kl(model, batch, out.logp), step)
 
     for s in range(3):  # warm-up
         one(s)

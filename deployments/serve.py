@@ -1,4 +1,5 @@
-"""Serve the `selfplay/gen1` deployment, optionally with a local Prefect server first.
+"""Serve the `selfplay/gen1`, `study/damping` and `study/reward` deployments, optionally with a
+local Prefect server first.
 
     python -m deployments.serve            # serve against $PREFECT_API_URL (or the active profile)
     python -m deployments.serve --local    # start a Prefect server on 127.0.0.1 too (make serve)
@@ -8,6 +9,7 @@ made active while it runs, so from any other shell:
 
     prefect deployment run selfplay/gen1 --param generations=5
     prefect deployment run selfplay/gen1 --param generations=1 --param scale=smoke --watch
+    prefect deployment run study/damping --param seeds=3 --param generations=3
 
 On exit the profile that was active before is active again. The UI is at the server's address
 (http://127.0.0.1:4200 by default): flow runs, each generation's subflow, tasks with their
@@ -28,6 +30,12 @@ import urllib.request
 from pathlib import Path
 
 DEPLOYMENT = "gen1"
+STUDIES = {
+    "damping": "Does dynamic damping beat the undamped control? Both arms x seeds from one "
+               "generation 0, rated on one scale, a verdict over seeds.",
+    "reward": "default_shaped vs binary vs aggressive_shaped: strength and behaviour probes, "
+              "arms x seeds from one generation 0, a verdict over seeds.",
+}
 PROFILE = "metamon-sp"
 
 
@@ -93,19 +101,27 @@ def restore_profile(previous: str | None) -> None:
 
 
 def serve(runs_dir: Path, max_runs: int) -> None:
+    from prefect import serve as serve_all
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
     from flows.selfplay import selfplay
+    from flows.study import study
 
-    selfplay.serve(
+    limit = ConcurrencyLimitConfig(limit=max_runs,
+                                   collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+    runs = str(runs_dir.resolve())
+    deployments = [selfplay.to_deployment(
         name=DEPLOYMENT,
         description="Iterative self-play for Gen 1 OU: generation 0, then collect → filter → "
                     "train → evaluate → elo per generation.",
-        tags=["gen1ou", "selfplay"],
-        parameters={"generations": 5, "runs_dir": str(runs_dir.resolve())},
-        global_limit=ConcurrencyLimitConfig(limit=max_runs,
-                                            collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
-    )
+        tags=["gen1ou", "selfplay"], parameters={"generations": 5, "runs_dir": runs},
+        concurrency_limit=limit)]
+    for name, question in STUDIES.items():
+        deployments.append(study.to_deployment(
+            name=name, description=question, tags=["gen1ou", "study"],
+            parameters={"study": name, "seeds": 3, "generations": 3, "runs_dir": runs},
+            concurrency_limit=limit))
+    serve_all(*deployments)
 
 
 def main() -> None:

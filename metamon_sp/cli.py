@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
                  "collect, filter, train, evaluate, elo", (), ("init",)),
     "report": ("Markdown + plots of a run: Elo, win rates, reference, probes, curves", (), ()),
     "compare": ("rate several runs on one scale and say whether they differ", (), ("out",)),
+    "study": ("arms x seeds from one generation 0, rated on one scale, with a verdict that "
+              "accounts for seed variance (study=damping or study=reward)", (), ("seeds",)),
     "config": ("print the resolved config (and its hash)", (), ()),
     "validate-teams": ("check every team of `team_set` and `eval.team_set` with Showdown's "
                        "validator", (), ()),
@@ -166,6 +168,22 @@ def cmd_compare(cfg: Config, io: dict[str, str]) -> None:
     print(f"comparison: {path}")
 
 
+def cmd_study(overrides: list[str], io: dict[str, str]) -> None:
+    from metamon_sp.report import build_report
+    from metamon_sp.study import VERDICT, plan_study, run_study, study_runs
+
+    plan = plan_study(overrides + ([f"study.seeds={io['seeds']}"] if "seeds" in io else []))
+    print(f"study: {plan.dir} ({len(plan.arms)} arms x {len(plan.seeds)} seeds x "
+          f"{plan.generations} generations)", flush=True)
+    run_study(plan)
+    for members in study_runs(plan).values():
+        for _, run in members:
+            build_report(run.dir)
+    text = (plan.dir / f"{VERDICT}.md").read_text()
+    print(text[text.index("## Verdict"):text.index("## Ratings on one scale")].strip())
+    print(f"verdict: {plan.dir / VERDICT}.md")
+
+
 def cmd_config(cfg: Config, io: dict[str, str]) -> None:
     print(json.dumps(cfg.to_dict(), indent=2))
     print(f"config hash: {cfg.hash()}")
@@ -215,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.setLevel(logging.DEBUG if ns.verbose else logging.INFO)
     try:
         io, overrides = split_args(ns.command, ns.args)
+        if ns.command == "study":  # composes one config per arm and seed itself
+            cmd_study(overrides, io)
+            return 0
         cfg = load_config(overrides)
         HANDLERS[ns.command](cfg, io)
     except (UsageError, ConfigError) as e:

@@ -21,7 +21,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 RECORD_CHOICES = ("both", "p1", "p2")
 BACKEND_CHOICES = ("direct", "showdown")
 RUN_KEYS = ("generations", "run_name", "runs_dir", "logger", "wandb_mode", "runner",
-            "dask_address")
+            "dask_address", "study")
 EVAL_KEYS = ("eval", "elo")
 """Only change how a run is measured: a change re-evaluates in place, never retrains."""
 SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "train.progress",
@@ -167,11 +167,21 @@ class DampingConfig:
     """T in the power laws, in optimizer steps."""
     adaptive: bool = False
     """Adapt learning rate and β from the measured per-step KL."""
-    target_kl_per_step: float = 0.01
+    target_kl_per_step: float = 0.00065
+    """Calibrated per scale to what the undamped learner measures (`conf/scale/*.yaml`,
+    `benchmarks/calibrate_damping.py`): a target it never reaches only pins the scales to a bound."""
     kl_tolerance: float = 1.5
-    lr_factor: float = 1.5
-    """Multiplier applied to (or divided from) the learning-rate scale per adjustment."""
-    kl_coef_factor: float = 1.5
+    smoothing: float = 0.05
+    """Weight of the newest step in the moving averages of the per-step KL (which the controller
+    steers by) and of the entropy (which the collapse detector watches)."""
+    kl_measure_windows: int = 8
+    """The per-step KL is measured on this many windows of the batch (0: all of it): the moving
+    average needs no more, and a full extra forward pass per step made damped training ~1.7x
+    slower than the control (docs/studies/damping.md)."""
+    lr_factor: float = 1.02
+    """Multiplier applied to (or divided from) the actor's learning-rate scale per step outside
+    the band: small, since the smoothed KL answers a change only after ~1/smoothing steps."""
+    kl_coef_factor: float = 1.02
     lr_scale_min: float = 0.05
     lr_scale_max: float = 2.0
     kl_scale_min: float = 0.1
@@ -188,6 +198,9 @@ class DampingConfig:
         _check(self.target_kl_per_step > 0, "damping.target_kl_per_step",
                self.target_kl_per_step, "> 0")
         _check(self.kl_tolerance > 1, "damping.kl_tolerance", self.kl_tolerance, "> 1")
+        _check(0 < self.smoothing <= 1, "damping.smoothing", self.smoothing, "in (0, 1]")
+        _check(self.kl_measure_windows >= 0, "damping.kl_measure_windows",
+               self.kl_measure_windows, ">= 0")
         _check(self.lr_factor > 1, "damping.lr_factor", self.lr_factor, "> 1")
         _check(self.kl_coef_factor > 1, "damping.kl_coef_factor", self.kl_coef_factor, "> 1")
         _check(0 < self.lr_scale_min <= 1 <= self.lr_scale_max, "damping.lr_scale_min/max",
@@ -360,6 +373,31 @@ class EloConfig:
 
 
 @dataclass
+class StudyConfig:
+    """Hydra group `study/`: arms that branch from one generation 0, several seeds each
+    (`metamon-sp study study=damping seeds=3 generations=3`; metamon_sp/study.py)."""
+
+    name: str = ""
+    arms: dict[str, list[str]] = field(default_factory=dict)
+    """Each arm's Hydra overrides on top of the study's, e.g. {control: [damping=none]}."""
+    seeds: int = 3
+    """Runs per arm, seeds `seed`, `seed`+1, ..."""
+    cross_games_per_pair: int = 20
+    """Games between every two runs' final generations, on the evaluation teams, before rating."""
+    parallel: int = 1
+    """Runs at once when an orchestrator fans them out (1 on 2 cores: one heavy job at a time)."""
+
+    def __post_init__(self) -> None:
+        _check(self.seeds >= 1, "study.seeds", self.seeds, ">= 1")
+        _check(self.cross_games_per_pair >= 0, "study.cross_games_per_pair",
+               self.cross_games_per_pair, ">= 0")
+        _check(self.parallel >= 1, "study.parallel", self.parallel, ">= 1")
+        for arm in self.arms:
+            _check(bool(arm) and "/" not in arm and "=" not in arm, "study.arms", arm,
+                   "arm names without '/' or '='")
+
+
+@dataclass
 class Config:
     format: str = "gen1ou"
     """Showdown battle format; the featurizer is built for Gen 1."""
@@ -379,6 +417,7 @@ class Config:
     pool: PoolConfig = field(default_factory=PoolConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     elo: EloConfig = field(default_factory=EloConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
     generations: int = 2
     """Self-play generations after generation 0 (a run's length)."""
     run_name: str = "selfplay"

@@ -30,9 +30,12 @@ SUMMARY = "summary.json"
 
 def team_pairs(cfg: Config, a: str, b: str, n_pairs: int) -> tuple[list[str], list[str]]:
     """Seeded (team A, team B) pairs for a pairing, drawn from `eval.team_set`, the same whoever
-    asks."""
+    asks. Keyed by the players' roles (a baseline's name, a checkpoint's generation folder), not
+    by the run folder they live in: the arms of a study then meet each opponent on the same team
+    pairs and battle seeds (common random numbers), so what differs between them is the play."""
     teams = load_team_set(cfg.eval.team_set)
-    rng = random.Random(f"{cfg.seed}:{'|'.join(sorted((a, b)))}")
+    roles = sorted(label(p).rsplit("/", 1)[-1] for p in (a, b))
+    rng = random.Random(f"{cfg.seed}:{'|'.join(roles)}")
     firsts, seconds = [], []
     for _ in range(n_pairs):
         ta, tb = rng.sample(teams, 2) if len(teams) > 1 else (teams[0], teams[0])

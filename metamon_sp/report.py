@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from metamon_sp import atomic
+from metamon_sp.config import DampingConfig
+from metamon_sp.damping import controller_checks
 from metamon_sp.elo import DELTAS_TITLE, deltas_markdown
 from metamon_sp.pipeline import Run
 from metamon_sp.results import label
@@ -154,10 +156,24 @@ def plot_training(d: dict[str, Any], path: Path) -> None:
             pts = [(x, r[key]) for x, r in zip(steps, rows) if key in r]  # some are sparse
             ax.plot([x for x, _ in pts], [y for _, y in pts], lw=0.8, label=f"gen {k}")
             ax.set_title(title, fontsize=9)
+        ema = [(x, r["damping/kl_ema"]) for x, r in zip(steps, rows) if "damping/kl_ema" in r]
+        if ema:  # what the controller steers by, over the per-step KL it smooths
+            axes.flat[2].plot([x for x, _ in ema], [y for _, y in ema], lw=1.2, color="black")
+        fired = next((x for x, r in zip(steps, rows) if r.get("damping/entropy_collapse")), None)
+        if fired is not None:
+            axes.flat[0].axvline(fired, color="red", lw=1.0)
+            axes.flat[0].annotate("entropy collapse", (fired, 0.95), xycoords=("data", "axes fraction"),
+                                  color="red", fontsize=7, ha="left", va="top")
         offset = steps[-1]
         for ax in axes.flat:
             ax.axvline(offset, color="grey", lw=0.5, ls=":")
     axes.flat[-1].set_yscale("log")
+    damping = d["config"].get("damping", {})
+    if damping.get("adaptive"):
+        target, tol = damping["target_kl_per_step"], damping["kl_tolerance"]
+        axes.flat[2].axhspan(target / tol, target * tol, color="green", alpha=0.15, lw=0)
+        axes.flat[2].set_title("KL per step (black: smoothed; green: the controller's band)",
+                               fontsize=9)
     axes.flat[0].legend(fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("optimizer step (all generations)")
@@ -239,6 +255,7 @@ def build_report(run_dir: Path | str, baselines: list[str] | None = None) -> Pat
                      f"{p['move_diversity']['distinct_moves']} | "
                      f"{p['move_diversity']['entropy_bits']} |")
     lines += diagnostics_table(d)
+    lines += controller_table(d)
     lines += ["", "## Training curves", "", "![training curves](training.png)", ""]
     atomic.write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"
@@ -267,6 +284,37 @@ def diagnostics_table(d: dict[str, Any]) -> list[str]:
                      + " | ".join(_num(by_turn.get(b, {}).get("auc")) for b in buckets)
                      + f" | {_pct(own.get('adv_positive_frac'))} | {_num(own.get('entropy'))} | "
                      f"{_pct(own.get('agreement'))} | {_pct(parent)} |")
+    return lines
+
+
+def controller_table(d: dict[str, Any]) -> list[str]:
+    """The damping controller's success criteria, per generation (damping=dynamic only)."""
+    damping = d["config"].get("damping", {})
+    if not damping.get("adaptive"):
+        return []
+    cfg = DampingConfig(**damping)
+    lines = ["", "## Damping controller", "",
+             f"After warmup, the share of steps whose smoothed per-step KL lies in the band "
+             f"[{cfg.target_kl_per_step / cfg.kl_tolerance:.2g}, "
+             f"{cfg.target_kl_per_step * cfg.kl_tolerance:.2g}] (target "
+             f"{cfg.target_kl_per_step:g}; asked: ≥ 80%), and with `lr_scale` or `kl_scale` at a "
+             f"bound (asked: < 20%). Entropy collapse: the first step at which the smoothed entropy "
+             f"fell faster than {cfg.max_entropy_drop_per_step} nats/step over "
+             f"{cfg.collapse_window} steps.", "",
+             "| generation | steps | in band | lr_scale at a bound | kl_scale at a bound | met | "
+             "final lr_scale | final kl_scale | entropy collapse |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for k in d["gens"]:
+        rows = d["metrics"][k]
+        c = controller_checks(rows, cfg)
+        if not c["steps"]:
+            continue
+        fired = next((r["step"] for r in rows if r.get("damping/entropy_collapse")), None)
+        lines.append(f"| {d['names'][k]} | {c['steps']} | {_pct(c['in_band_frac'])} | "
+                     f"{_pct(c['lr_scale_at_bound_frac'])} | {_pct(c['kl_scale_at_bound_frac'])} | "
+                     f"{'yes' if c['ok'] else 'no'} | {rows[-1]['damping/lr_scale']:.3g} | "
+                     f"{rows[-1]['damping/kl_scale']:.3g} | "
+                     f"{'–' if fired is None else f'step {fired}'} |")
     return lines
 
 

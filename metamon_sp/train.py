@@ -28,11 +28,12 @@ from metamon_sp.checkpoint import (CheckpointError, CheckpointMeta, load_checkpo
                                    load_train_state, optimizer_state, read_meta,
                                    restore_optimizer, save_checkpoint)
 from metamon_sp.config import Config, TrainConfig
-from metamon_sp.damping import DampingController, DampingState, EntropyCollapseDetector
+from metamon_sp.damping import (DampingController, DampingState, EntropyCollapseDetector,
+                                controller_checks)
 from metamon_sp.model import PolicyModel, masked_logits
 from metamon_sp.policy import threads_before_play
 from metamon_sp.rewards import build_reward
-from metamon_sp.tracking import MetricsLogger, RunInfo
+from metamon_sp.tracking import MetricsLogger, RunInfo, read_metrics
 from metamon_sp.train_data import Batch, OfflineData
 
 log = logging.getLogger(__name__)
@@ -170,12 +171,18 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
 
 
 @torch.no_grad()
-def step_kl(model: PolicyModel, batch: Batch, logp_before: torch.Tensor) -> float:
-    """KL(π_after ‖ π_before) on the batch just trained on: how far this step moved the policy."""
-    logp_after, after0 = policy_log_probs(model.actor(model.trunk(batch.num, batch.cat)), batch.mask)
-    before0 = logp_before.masked_fill(~batch.mask, 0.0)
-    kl = ((after0.exp() * batch.mask) * (after0 - before0)).sum(-1)
-    return _masked_mean(kl, batch.valid.float()).item()
+def step_kl(model: PolicyModel, batch: Batch, logp_before: torch.Tensor,
+            windows: int = 0) -> float:
+    """KL(π_after ‖ π_before) on the batch just trained on (its first `windows` windows; 0: all):
+    how far this step moved the policy. A few windows suffice for a controller that smooths
+    over many steps, and cost a fraction of the forward pass."""
+    n = windows or batch.num.shape[0]
+    mask, valid = batch.mask[:n], batch.valid[:n]
+    logp_after, after0 = policy_log_probs(model.actor(model.trunk(batch.num[:n], batch.cat[:n])),
+                                          mask)
+    before0 = logp_before[:n].masked_fill(~mask, 0.0)
+    kl = ((after0.exp() * mask) * (after0 - before0)).sum(-1)
+    return _masked_mean(kl, valid.float()).item()
 
 
 def total_steps(tc: TrainConfig, data: OfflineData, context: int) -> int:
@@ -214,11 +221,11 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
         model.set_num_stats(*data.num_stats())
     model.to(device)
     ref = copy.deepcopy(model).requires_grad_(False).eval()  # π_ref: where this training started
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
-                            weight_decay=tc.weight_decay)
-    controller = DampingController(dc)
-    detector = EntropyCollapseDetector(dc.collapse_window, dc.max_entropy_drop_per_step)
-    start = _resume(ckpt_path, cfg, model, opt, controller, rng)
+    opt = torch.optim.AdamW(param_groups(model), lr=tc.lr, weight_decay=tc.weight_decay)
+    controller = DampingController(dc, warmup_steps=tc.warmup_steps)
+    detector = EntropyCollapseDetector(dc.collapse_window, dc.max_entropy_drop_per_step,
+                                       smoothing=dc.smoothing)
+    start = _resume(ckpt_path, cfg, model, opt, controller, detector, rng)
     if start >= steps:
         log.info("%s is already trained (%d steps)", ckpt_path, start)
         return ckpt_path
@@ -232,13 +239,13 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
                            wandb_mode=cfg.wandb_mode, truncate_after_step=start)
     recent: list[dict[str, float]] = []
     bar = _progress(tc.progress, steps, start)
-    t0, collapse_warned = time.monotonic(), False
+    t0 = time.monotonic()
     try:
         for step in range(start, steps):
             batch = data.sample(tc.batch_size, mc.context, rng).to(device)
-            lr = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps)) * controller.state.lr_scale
-            for group in opt.param_groups:
-                group["lr"] = lr
+            lr = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
+            for group in opt.param_groups:  # the controller steers the actor's step only
+                group["lr"] = lr * (controller.state.lr_scale if group["name"] == "actor" else 1.0)
             kl_coef, ent_coef = controller.kl_coef(step), controller.ent_coef(step)
             # KL(π_after ‖ π_before) and KL(π ‖ π_ref) each cost a forward pass: every step when
             # the controller steers by them, else every KL_MEASURE_EVERY steps, for the curves
@@ -250,17 +257,21 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()
             opt.step()
             model.update_targets(tc.tau)
-            kl_step = step_kl(model, batch, out.logp) if measured else None
-            action = controller.update(kl_step) if kl_step is not None else "off"
-            collapse = detector.update(out.metrics["train/entropy"])
-            if collapse and not collapse_warned:
-                log.warning("Entropy collapse at step %d: entropy falling %.4f nats/step",
+            kl_step = step_kl(model, batch, out.logp, dc.kl_measure_windows) if measured else None
+            action = controller.update(kl_step, step) if kl_step is not None else "off"
+            already_fired = detector.fired_at is not None
+            collapse = detector.update(out.metrics["train/entropy"], step + 1)
+            if collapse and not already_fired:
+                log.warning("Entropy collapse at step %d: smoothed entropy falling %.4f nats/step",
                             step + 1, collapse)
-                collapse_warned = True
-            metrics = {**out.metrics, "train/lr": lr, "train/grad_norm": grad_norm,
+            state = controller.state
+            metrics = {**out.metrics, "train/lr": lr, "train/lr_actor": lr * state.lr_scale,
+                       "train/grad_norm": grad_norm, "train/entropy_smoothed": detector.smoothed,
                        **({"damping/kl_step": kl_step} if kl_step is not None else {}),
-                       "damping/kl_coef": kl_coef,
-                       "damping/ent_coef": ent_coef, "damping/lr_scale": controller.state.lr_scale,
+                       **({"damping/kl_ema": state.kl_ema}
+                          if action in ("damp", "loosen", "hold") else {}),
+                       "damping/kl_coef": kl_coef, "damping/ent_coef": ent_coef,
+                       "damping/lr_scale": state.lr_scale, "damping/kl_scale": state.kl_scale,
                        "damping/control": {"damp": -1, "loosen": 1}.get(action, 0),
                        "damping/entropy_collapse": collapse}
             logger.log(step + 1, metrics)
@@ -279,7 +290,7 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
                 meta.step = step + 1
                 meta.metrics = _summary(recent)
                 save_checkpoint(ckpt_path, model, meta,
-                                train_state=_train_state(opt, controller, rng, step + 1))
+                                train_state=_train_state(opt, controller, detector, rng, step + 1))
         logger.log_artifact(ckpt_path, name=f"{(run.group if run else None) or out_dir.name}"
                             f"-gen-{generation:03d}", type="model",
                             metadata={"generation": generation, "step": steps,
@@ -292,7 +303,10 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     summary = {"steps": steps, "resumed_from": start, "seconds": round(seconds, 2),
                "timesteps_per_s": round((steps - start) * tc.batch_size * mc.context / seconds, 1),
                "decisions_in_data": data.n_steps, "trajectories": data.n_trajectories,
-               "parameters": model.n_params(), "device": str(device), **meta.metrics}
+               "parameters": model.n_params(), "device": str(device), **meta.metrics,
+               "entropy_collapse_at": detector.fired_at}
+    if dc.adaptive:
+        summary["damping_checks"] = controller_checks(read_metrics(out_dir / METRICS), dc)
     atomic.write_json(out_dir / SUMMARY, summary)
     return ckpt_path
 
@@ -312,16 +326,29 @@ def _summary(recent: list[dict[str, float]]) -> dict[str, float]:
             if (vals := [m[k] for m in recent if k in m])}
 
 
+def param_groups(model: PolicyModel) -> list[dict[str, Any]]:
+    """The actor head apart from the rest (trunk and critics): the damping controller scales
+    the actor's learning rate only, so the critics learn at the same rate in both arms of a
+    damping study. The shared trunk stays with the critics for the same reason."""
+    actor = [p for p in model.actor.parameters() if p.requires_grad]
+    ids = {id(p) for p in actor}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    return [{"params": actor, "name": "actor"}, {"params": rest, "name": "trunk_and_critics"}]
+
+
 def _train_state(opt: torch.optim.Optimizer, controller: DampingController,
-                 rng: np.random.Generator, step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+                 detector: EntropyCollapseDetector, rng: np.random.Generator, step: int
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors, scalars = optimizer_state(opt)
     tensors["rng.torch"] = torch.get_rng_state()
-    scalars.update(step=step, numpy_rng=rng.bit_generator.state, damping=asdict(controller.state))
+    scalars.update(step=step, numpy_rng=rng.bit_generator.state, damping=asdict(controller.state),
+                   entropy_detector=detector.state())
     return tensors, scalars
 
 
 def _resume(ckpt_path: Path, cfg: Config, model: PolicyModel, opt: torch.optim.Optimizer,
-            controller: DampingController, rng: np.random.Generator) -> int:
+            controller: DampingController, detector: EntropyCollapseDetector,
+            rng: np.random.Generator) -> int:
     """Continue from the run's own checkpoint, if it has one; return the step reached."""
     if not (ckpt_path / "checkpoint.json").exists():
         return 0
@@ -343,5 +370,6 @@ def _resume(ckpt_path: Path, cfg: Config, model: PolicyModel, opt: torch.optim.O
     torch.set_rng_state(tensors["rng.torch"])
     rng.bit_generator.state = scalars["numpy_rng"]
     controller.state = DampingState(**scalars["damping"])
+    detector.load(scalars.get("entropy_detector"))
     log.info("Resuming %s from step %d", ckpt_path, scalars["step"])
     return int(scalars["step"])

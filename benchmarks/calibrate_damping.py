@@ -1,0 +1,71 @@
+"""What per-step KL the learner actually takes: the number `damping.target_kl_per_step` is set
+from, per scale (conf/scale/*.yaml; docs/studies/damping.md).
+
+    python benchmarks/calibrate_damping.py RUN [RUN ...] [--all-generations]
+
+Reads the training metrics of every generation of each run folder (or of single `train/`
+folders), keeps the steps after warmup that measured KL(π_after ‖ π_before), and prints its
+quantiles per training and the suggested target: the median over the fine-tunes (generation ≥ 1;
+generation 0 learns from scratch and moves less per step) of the undamped learner. A damped run's
+own KL is what its controller made of it, so its trainings are listed but not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from metamon_sp.tracking import read_metrics  # noqa: E402
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def trainings(paths: list[Path]) -> list[tuple[str, int, Path, dict]]:
+    """(label, generation, metrics file, config) of every training under the given folders."""
+    found = []
+    for path in paths:
+        config = json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
+        for metrics in sorted(path.glob("**/train/metrics.jsonl")) or sorted(path.glob("metrics.jsonl")):
+            gen = metrics.parent.parent.name
+            k = int(gen.split("-")[1]) if gen.startswith("gen-") else -1
+            found.append((f"{path.parent.name}/{path.name}/{gen}", k, metrics, config))
+    if not found:
+        sys.exit(f"no train/metrics.jsonl under {', '.join(map(str, paths))}: pass run folders "
+                 f"(runs_dir/<name>-<hash>) or train/ folders")
+    return found
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--all-generations", action="store_true",
+                    help="count generation 0 too when suggesting the target")
+    args = ap.parse_args()
+    print("| training | damping | steps | " + " | ".join(f"q{int(q * 100)}" for q in QUANTILES)
+          + " |\n|---|---|---|" + "---|" * len(QUANTILES))
+    counted = []
+    for name, k, metrics, config in trainings(args.runs):
+        warmup = config.get("train", {}).get("warmup_steps", 100)
+        kl = np.array([r["damping/kl_step"] for r in read_metrics(metrics)
+                       if r["step"] > warmup and "damping/kl_step" in r])
+        if not kl.size:
+            continue
+        damping = config.get("damping", {}).get("name", "?")
+        print(f"| {name} | {damping} | {kl.size} | "
+              + " | ".join(f"{q:.2e}" for q in np.quantile(kl, QUANTILES)) + " |")
+        if damping != "dynamic" and (k >= 1 or args.all_generations):
+            counted.append(float(np.median(kl)))
+    if not counted:
+        sys.exit("no undamped fine-tune (generation >= 1) to calibrate from")
+    print(f"\nsuggested damping.target_kl_per_step: {np.median(counted):.2g} (median of "
+          f"{len(counted)} undamped trainings' medians; spread {min(counted):.2g}-{max(counted):.2g})")
+
+
+if __name__ == "__main__":
+    main()
