@@ -24,8 +24,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.selfplay import Scale, selfplay
 from metamon_sp.config import Config, config_choices
-from metamon_sp.study import (VERDICT, StudyPlan, plan_study, prepare_runs, rate_study,
-                              write_plan)
+from metamon_sp.study import (VERDICT, StudyPlan, plan_study, prepare_run, prepare_runs,
+                              rate_study, write_plan)
 from metamon_sp.pipeline import Run, run_dir_for
 
 StudyName = Literal[config_choices("study")]
@@ -106,6 +106,7 @@ def study(study: StudyName = "damping",
         study_runs_flow.with_options(task_runner=fan_out_runner(plan.base))(plan)
     else:
         for arm, s in plan.runs():
+            prepare_run(plan, gen0, arm, s)  # shares generation 0's evaluation once it exists
             _selfplay_run(plan, arm, s)
     result = rate_study(plan)
     text = (plan.dir / f"{VERDICT}.md").read_text()

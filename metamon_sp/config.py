@@ -167,9 +167,10 @@ class DampingConfig:
     """T in the power laws, in optimizer steps."""
     adaptive: bool = False
     """Adapt learning rate and β from the measured per-step KL."""
-    target_kl_per_step: float = 0.00065
+    target_kl_per_step: float = 0.0005
     """Calibrated per scale to what the undamped learner measures (`conf/scale/*.yaml`,
-    `benchmarks/calibrate_damping.py`): a target it never reaches only pins the scales to a bound."""
+    `benchmarks/calibrate_damping.py`): a target the learner never reaches only pins the scales
+    to a bound."""
     kl_tolerance: float = 1.5
     smoothing: float = 0.05
     """Weight of the newest step in the moving averages of the per-step KL (which the controller

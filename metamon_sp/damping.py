@@ -40,7 +40,8 @@ class DampingState:
 
 
 class DampingController:
-    def __init__(self, cfg: DampingConfig, warmup_steps: int = 0, state: DampingState | None = None):
+    def __init__(self, cfg: DampingConfig, warmup_steps: int = 0,
+                 state: DampingState | None = None):
         self.cfg = cfg
         self.warmup_steps = warmup_steps
         self.state = state or DampingState()

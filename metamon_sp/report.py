@@ -159,20 +159,26 @@ def plot_training(d: dict[str, Any], path: Path) -> None:
         ema = [(x, r["damping/kl_ema"]) for x, r in zip(steps, rows) if "damping/kl_ema" in r]
         if ema:  # what the controller steers by, over the per-step KL it smooths
             axes.flat[2].plot([x for x, _ in ema], [y for _, y in ema], lw=1.2, color="black")
+            actor = [(x, r["train/lr_actor"]) for x, r in zip(steps, rows) if "train/lr_actor" in r]
+            axes.flat[3].plot([x for x, _ in actor], [y for _, y in actor], lw=0.8, ls="--",
+                              color="black")
         fired = next((x for x, r in zip(steps, rows) if r.get("damping/entropy_collapse")), None)
         if fired is not None:
             axes.flat[0].axvline(fired, color="red", lw=1.0)
-            axes.flat[0].annotate("entropy collapse", (fired, 0.95), xycoords=("data", "axes fraction"),
-                                  color="red", fontsize=7, ha="left", va="top")
+            axes.flat[0].annotate("entropy collapse", (fired, 0.95), color="red", fontsize=7,
+                                  xycoords=("data", "axes fraction"), ha="left", va="top")
         offset = steps[-1]
         for ax in axes.flat:
             ax.axvline(offset, color="grey", lw=0.5, ls=":")
     axes.flat[-1].set_yscale("log")
+    axes.flat[2].set_yscale("log")  # one step's KL spans decades; the band would be a line
     damping = d["config"].get("damping", {})
     if damping.get("adaptive"):
         target, tol = damping["target_kl_per_step"], damping["kl_tolerance"]
         axes.flat[2].axhspan(target / tol, target * tol, color="green", alpha=0.15, lw=0)
         axes.flat[2].set_title("KL per step (black: smoothed; green: the controller's band)",
+                               fontsize=9)
+        axes.flat[3].set_title("learning rate (dashed: the actor's, as the controller set it)",
                                fontsize=9)
     axes.flat[0].legend(fontsize=7)
     for ax in axes[-1]:
@@ -292,14 +298,15 @@ def controller_table(d: dict[str, Any]) -> list[str]:
     damping = d["config"].get("damping", {})
     if not damping.get("adaptive"):
         return []
-    cfg = DampingConfig(**damping)
+    known = DampingConfig.__dataclass_fields__  # a run folder of another version may differ
+    cfg = DampingConfig(**{k: v for k, v in damping.items() if k in known})
     lines = ["", "## Damping controller", "",
              f"After warmup, the share of steps whose smoothed per-step KL lies in the band "
              f"[{cfg.target_kl_per_step / cfg.kl_tolerance:.2g}, "
              f"{cfg.target_kl_per_step * cfg.kl_tolerance:.2g}] (target "
              f"{cfg.target_kl_per_step:g}; asked: ≥ 80%), and with `lr_scale` or `kl_scale` at a "
-             f"bound (asked: < 20%). Entropy collapse: the first step at which the smoothed entropy "
-             f"fell faster than {cfg.max_entropy_drop_per_step} nats/step over "
+             f"bound (asked: < 20%). Entropy collapse: the first step at which the smoothed "
+             f"entropy fell faster than {cfg.max_entropy_drop_per_step} nats/step over "
              f"{cfg.collapse_window} steps.", "",
              "| generation | steps | in band | lr_scale at a bound | kl_scale at a bound | met | "
              "final lr_scale | final kl_scale | entropy collapse |",

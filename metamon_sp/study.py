@@ -12,7 +12,10 @@ and a verdict that accounts for seed variance (issue 11: does damping help? whic
 
 The study folder's hash covers the shared config and the arms, not the seeds or generations: a
 study asked for more of either extends the one it has. Each run resumes like any run (its
-finished stages are skipped), so an interrupted study redoes nothing it finished.
+finished stages are skipped), so an interrupted study redoes nothing it finished. Evaluation
+draws its teams and battle seeds from the players' roles and the seed, so the runs of one seed
+would replay the very same generation-0 evaluation: it is played once per seed and copied, and
+the study's rating counts every game once.
 
 The verdict treats each run's gain over the shared generation 0 (its final generation's Elo less
 generation 0's, on the common scale) as one observation: the difference between two arms' mean
@@ -34,14 +37,17 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from metamon_sp import atomic
 from metamon_sp.config import Config, ConfigError, _digest, load_config
 from metamon_sp.elo import Ratings, rate_rows
-from metamon_sp.pipeline import Run, open_run, run_dir_for, run_selfplay
-from metamon_sp.results import label, read_games
+from metamon_sp.pipeline import Run, evaluated, open_run, rate_generation, run_dir_for, run_selfplay
+from metamon_sp.results import GAMES, SCHEMA, label, read_games
 from metamon_sp.runlock import run_lock
 from metamon_sp.tournament import round_robin
+from metamon_sp.tracking import read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +162,8 @@ def run_study(plan: StudyPlan, run_one: RunOne | None = None,
     if run_all is not None:
         run_all(cfgs)
     else:
-        for cfg in cfgs:
+        for (arm, seed), cfg in zip(plan.runs(), cfgs):
+            prepare_run(plan, gen0, arm, seed)  # now that its seed's first run may be done
             (run_one or run_selfplay)(cfg)
     return rate_study(plan)
 
@@ -180,13 +187,67 @@ def write_plan(plan: StudyPlan, gen0: Run) -> None:
 
 def prepare_runs(plan: StudyPlan, gen0: Run) -> list[Config]:
     """Every arm × seed run's config, its folder opened and generation 0 shared into it."""
-    cfgs = []
-    for arm, seed in plan.runs():
-        cfg = plan.arm_config(arm, seed)
-        with run_lock(run_dir_for(cfg), owner="metamon-sp study"):
-            share_generation_zero(gen0, open_run(cfg))
-        cfgs.append(cfg)
-    return cfgs
+    return [prepare_run(plan, gen0, arm, seed) for arm, seed in plan.runs()]
+
+
+def prepare_run(plan: StudyPlan, gen0: Run, arm: str, seed: int) -> Config:
+    """Open the run of `arm` × `seed`, copy generation 0 into it and, where a run already
+    evaluated generation 0 with this seed (the generation-0 run, or another arm's run of the
+    seed), its evaluation too: the same roles, seed and teams replay the very same games."""
+    cfg = plan.arm_config(arm, seed)
+    with run_lock(run_dir_for(cfg), owner="metamon-sp study"):
+        run = open_run(cfg)
+        share_generation_zero(gen0, run)
+        siblings = [Run(run_dir_for(plan.arm_config(a, seed))) for a in plan.arms if a != arm]
+        source = next((r for r in [gen0, *siblings]
+                       if evaluated(cfg, r, 0) and plays_alike(cfg, r)), None)
+        if source is not None:
+            share_evaluation(cfg, source, run)
+    return cfg
+
+
+EVAL_PLAY = ("seed", "format", "team_set", "collect", "policy", "eval", "elo")
+"""What decides the games of generation 0's evaluation, beside the (shared) checkpoint."""
+
+
+def plays_alike(cfg: Config, other: Run) -> bool:
+    mine, theirs = cfg.to_dict(), other.config
+    return all(mine[k] == theirs.get(k) for k in EVAL_PLAY)
+
+
+def share_evaluation(cfg: Config, source: Run, run: Run) -> None:
+    """Generation 0's evaluation and the baselines' round robin, copied from `source` under
+    `run`'s name, then rated (~35 s of battles saved per run on the laptop scale). Every path and
+    label of `source` in the copied results tables and JSON files becomes `run`'s; games of
+    `source`'s later generations stay behind."""
+    if evaluated(cfg, run, 0):
+        return
+    later = f"{source.dir.name}/gen-"
+
+    def relabel(text: str) -> str:
+        return text.replace(str(source.dir), str(run.dir)).replace(f"{source.dir.name}/",
+                                                                   f"{run.dir.name}/")
+
+    for src, dst in ((source.gen(0) / "eval", run.gen(0) / "eval"),
+                     (source.dir / "tournament", run.dir / "tournament")):
+        if dst.exists() or not src.exists():
+            continue
+        tmp = dst.with_name(f".{dst.name}.sharing")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp, ignore=lambda _, names: [
+            n for n in names if source.dir.name in n and "gen-000" not in n])
+        for path in tmp.rglob("*"):
+            if path.name == GAMES:
+                rows = [r for r in pq.read_table(path).to_pylist()
+                        if not any(r[s].startswith(later) and not r[s].endswith("/gen-000")
+                                   for s in ("a", "b"))]
+                rows = [{k: relabel(v) if isinstance(v, str) else v for k, v in r.items()}
+                        for r in rows]
+                pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+            elif path.suffix == ".json":
+                path.write_text(relabel(path.read_text()))
+        tmp.rename(dst)
+    rate_generation(cfg, run, 0)  # every game is there: it only rates
 
 
 # ------------------------------------------------------------------------------ rating, verdict
@@ -216,14 +277,7 @@ def rate_study(plan: StudyPlan) -> dict[str, Any]:
         round_robin(cfg, finals, cfg.study.cross_games_per_pair, plan.dir / "rating",
                     known=[r.dir for r in done])
     shared = label(gen0.spec(0))
-    copies = {label(r.spec(0)) for r in done}
-    rows = []
-    for row in read_games([gen0.dir, *(r.dir for r in done), plan.dir / "rating"]):
-        row = dict(row)
-        for side in ("a", "b"):
-            if row[side] in copies:
-                row[side] = shared
-        rows.append(row)
+    rows = study_games(gen0, done, plan.dir / "rating")
     ratings = rate_rows(rows, anchor=cfg.elo.anchor, anchor_elo=cfg.elo.anchor_elo,
                         bootstrap=max(cfg.elo.bootstrap, 200), seed=cfg.seed,
                         prior_sigma=cfg.elo.prior_sigma)
@@ -231,10 +285,30 @@ def rate_study(plan: StudyPlan) -> dict[str, Any]:
                      for arm, members in runs.items()}
     result = verdict(ratings, shared, finals_by_arm, seed=cfg.seed)
     result.update(study=plan.name, generations=plan.generations, gen0=shared,
+                  probes=arm_probes({arm: [r.gen(plan.generations) / "eval" / "probes.json"
+                                           for _, r in members] for arm, members in runs.items()}),
+                  training=training_checks(runs, plan.generations),
                   ratings=ratings.to_dict())
     atomic.write_json(plan.dir / f"{VERDICT}.json", result)
     atomic.write_text(plan.dir / f"{VERDICT}.md", verdict_markdown(plan, result, ratings))
     return result
+
+
+def study_games(gen0: Run, runs: Sequence[Run], cross: Path) -> list[dict[str, Any]]:
+    """Every game of the study once. Each run replays what the shared generation 0 already
+    played (its evaluation, the baselines' round robin: same roles, same seed, same teams), so a
+    run contributes only games that involve one of its own generations ≥ 1; the generation-0
+    run contributes its own; each run's copy of generation 0 becomes the shared player."""
+    shared = label(gen0.spec(0))
+    rows = [dict(r) for r in read_games([gen0.dir, cross])]
+    for run in runs:
+        copy = label(run.spec(0))
+        own = f"{run.dir.name}/"
+        for row in read_games([run.dir]):
+            if not any(row[s].startswith(own) and row[s] != copy for s in ("a", "b")):
+                continue
+            rows.append({**row, **{s: shared for s in ("a", "b") if row[s] == copy}})
+    return rows
 
 
 def verdict(ratings: Ratings, gen0: str, finals: dict[str, list[tuple[int, str]]],
@@ -254,7 +328,8 @@ def verdict(ratings: Ratings, gen0: str, finals: dict[str, list[tuple[int, str]]
         values = [g["gain"] for g in gains]
         arms[arm] = {"runs": gains, "n": len(values),
                      "mean_gain": round(float(np.mean(values)), 1) if values else None,
-                     "sd_gain": round(float(np.std(values, ddof=1)), 1) if len(values) > 1 else None}
+                     "sd_gain": (round(float(np.std(values, ddof=1)), 1) if len(values) > 1
+                                 else None)}
     rng = np.random.default_rng(seed)
     comparisons = []
     for a, b in itertools.combinations(finals, 2):
@@ -286,6 +361,69 @@ def verdict(ratings: Ratings, gen0: str, finals: dict[str, list[tuple[int, str]]
         comparisons.append(row)
     return {"arms": arms, "comparisons": comparisons, "level": level,
             "method": "Welch t interval over seeds of the gains over the shared generation 0"}
+
+
+PROBES = (("lost", "recovery_rate", "recovery when lost"), ("won", "recovery_rate",
+                                                              "recovery when won"),
+          ("lost", "status_rate", "status when lost"), ("all", "status_rate", "status moves"),
+          ("all", "switch_rate", "switch rate"))
+
+
+def arm_probes(files: dict[str, list[Path]], level: float = 0.95) -> dict[str, Any]:
+    """The behaviour probes of each run's final generation (on its evaluation games), per arm:
+    the mean over seeds with a t interval over seeds (the reward study's question: does a sparser
+    reward cure recovery moves in lost positions?)."""
+    out: dict[str, Any] = {}
+    for arm, paths in files.items():
+        probes = [json.loads(p.read_text()) for p in paths if p.exists()]
+        out[arm] = {}
+        for cls, key, name in PROBES:
+            values = [p[cls][key] for p in probes if p.get(cls, {}).get(key) is not None]
+            if not values:
+                continue
+            mean = float(np.mean(values))
+            ci = None
+            if len(values) > 1:
+                half = t_quantile(0.5 + level / 2, len(values) - 1) * float(
+                    np.std(values, ddof=1)) / math.sqrt(len(values))
+                ci = [round(max(0.0, mean - half), 4), round(mean + half, 4)]
+            out[arm][name] = {"mean": round(mean, 4), "ci": ci, "seeds": len(values)}
+    return out
+
+
+def training_checks(runs: dict[str, list[tuple[int, Run]]], generations: int
+                    ) -> dict[str, list[dict[str, Any]]]:
+    """Per arm and generation, the mean over seeds of: KL(π ‖ π_ref) after warmup (at the steps
+    both arms measure it, every 10th), the damping controller's checks (damped arms), and the
+    training time. What the damping question needs beside strength: did damping hold the
+    policy nearer its reference, and did its controller control?"""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for arm, members in runs.items():
+        rows = []
+        for k in range(1, generations + 1):
+            kl, band, bound, secs = [], [], [], []
+            for _, run in members:
+                train = run.gen(k) / "train"
+                if not (train / "train_summary.json").exists():
+                    continue
+                summary = json.loads((train / "train_summary.json").read_text())
+                warmup = run.config["train"]["warmup_steps"]
+                values = [m["damping/kl_ref"] for m in read_metrics(train / "metrics.jsonl")
+                          if m["step"] > warmup and m["step"] % 10 == 0 and "damping/kl_ref" in m]
+                if values:
+                    kl.append(float(np.mean(values)))
+                checks = summary.get("damping_checks") or {}
+                if checks.get("steps"):
+                    band.append(checks["in_band_frac"])
+                    bound.append(max(checks["lr_scale_at_bound_frac"],
+                                     checks["kl_scale_at_bound_frac"]))
+                secs.append(summary["seconds"])
+            mean = lambda xs: round(float(np.mean(xs)), 4) if xs else None  # noqa: E731
+            rows.append({"generation": k, "runs": len(secs), "kl_ref": mean(kl),
+                         "in_band_frac": mean(band), "at_bound_frac": mean(bound),
+                         "seconds": mean(secs)})
+        out[arm] = rows
+    return out
 
 
 def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95
@@ -356,6 +494,10 @@ def permutation_p(a: Sequence[float], b: Sequence[float]) -> float:
     return round(float(hits / total), 4)
 
 
+def _fmt(x: float | None, spec: str) -> str:
+    return "–" if x is None else format(x, spec)
+
+
 def verdict_markdown(plan: StudyPlan, result: dict[str, Any], ratings: Ratings) -> str:
     lines = [f"# Study `{plan.name}`: {', '.join(plan.arms)}", "",
              f"{len(plan.seeds)} seed(s) × {plan.generations} generation(s) per arm, all from one "
@@ -372,7 +514,8 @@ def verdict_markdown(plan: StudyPlan, result: dict[str, Any], ratings: Ratings) 
                      f"{int(100 * result['level'])}% interval [{c['ci'][0]:+.0f}, "
                      f"{c['ci'][1]:+.0f}] (Welch, over {c['n'][0]} and {c['n'][1]} seeds); "
                      f"permutation p = {c['permutation_p']}"
-                     + (f"; hierarchical bootstrap [{boot[0]:+.0f}, {boot[1]:+.0f}]" if boot else "")
+                     + (f"; hierarchical bootstrap [{boot[0]:+.0f}, {boot[1]:+.0f}]"
+                        if boot else "")
                      + ".")
     lines += ["", "## Gain over the shared generation 0, per run", "",
               "| arm | seed | final generation | Elo(final) − Elo(gen 0) | 95% interval |",
@@ -383,6 +526,35 @@ def verdict_markdown(plan: StudyPlan, result: dict[str, Any], ratings: Ratings) 
                          f"[{g['ci'][0]:+.0f}, {g['ci'][1]:+.0f}] |")
         if info["mean_gain"] is not None:
             sd = f" (sd {info['sd_gain']:.0f})" if info["sd_gain"] is not None else ""
-            lines.append(f"| **{arm}** | mean of {info['n']} | | **{info['mean_gain']:+.0f}**{sd} | |")
+            lines.append(f"| **{arm}** | mean of {info['n']} | | "
+                         f"**{info['mean_gain']:+.0f}**{sd} | |")
+    probes = result.get("probes") or {}
+    names = [name for _, _, name in PROBES]
+    if any(probes.values()):
+        lines += ["", "## Behaviour probes of the final generations", "",
+                  "On each run's evaluation games (held-out teams); mean over seeds, 95% interval "
+                  "over seeds. Lost/won: trailing/leading by ≥ 2 Pokémon or ≥ 2 team HP.", "",
+                  "| arm | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for arm, values in probes.items():
+            cells = []
+            for name in names:
+                v = values.get(name)
+                cells.append("–" if v is None else f"{100 * v['mean']:.1f}%" + (
+                    f" [{100 * v['ci'][0]:.1f}, {100 * v['ci'][1]:.1f}]" if v["ci"] else ""))
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    training = result.get("training") or {}
+    if training:
+        lines += ["", "## Training", "",
+                  "Per generation, means over seeds: KL(π ‖ π_ref) after warmup (π_ref: the "
+                  "parent), the damping controller's share of steps with its smoothed per-step KL "
+                  "in the band and with a factor at a bound (damped arms), training seconds.", "",
+                  "| arm | generation | KL(π ‖ π_ref) | KL in band | factor at a bound | seconds |",
+                  "|---|---|---|---|---|---|"]
+        for arm, rows in training.items():
+            for r in rows:
+                lines.append(f"| {arm} | {r['generation']} | {_fmt(r['kl_ref'], '.3f')} | "
+                             f"{_fmt(r['in_band_frac'], '.0%')} | "
+                             f"{_fmt(r['at_bound_frac'], '.0%')} | "
+                             f"{_fmt(r['seconds'], '.0f')} |")
     lines += ["", "## Ratings on one scale", "", ratings.markdown()]
     return "\n".join(lines) + "\n"

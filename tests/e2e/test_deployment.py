@@ -90,6 +90,9 @@ def test_readme_two_shell_deployment_flow(tmp_path):
         assert json.dumps(props["scale"]).count("smoke") and json.dumps(props["reward"]).count(
             "binary") and "description" in json.dumps(props["scale"])
         assert doc["limit"] == 1 and doc["parameters"]["runs_dir"] == str(runs)
+        for name in ("study/damping", "study/reward"):
+            assert subprocess.run([str(ROOT / ".venv/bin/prefect"), "deployment", "inspect", name],
+                                  cwd=ROOT, env=env, capture_output=True).returncode == 0, name
 
         # Shell 2: exactly the README's command.
         proc = subprocess.run(shlex.split(run_cmd), cwd=ROOT, env=env, capture_output=True,
@@ -97,9 +100,28 @@ def test_readme_two_shell_deployment_flow(tmp_path):
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
         assert "Completed" in out and "Traceback" not in out and "not found" not in out
-        [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
+        [run_dir] = [p for p in runs.iterdir() if p.is_dir() and p.name.startswith("selfplay-")]
         assert (run_dir / "gen-001" / "train" / "checkpoint" / "checkpoint.json").exists()
         assert "database is locked" not in (tmp_path / "serve.log").read_text()
+
+        # The study deployments, served beside it: the README's study command, on the smoke
+        # scale with the fewest games (the full-size study is docs/studies/damping.md).
+        study_cmd = readme_command(r"prefect deployment run study/damping")
+        assert "--param seeds=3" in study_cmd and "--param generations=3" in study_cmd
+        proc = subprocess.run(
+            [*shlex.split(study_cmd.replace("seeds=3", "seeds=2").replace("generations=3",
+                                                                          "generations=1")),
+             "--param", "scale=smoke", "--param",
+             'overrides=["study.cross_games_per_pair=0", "elo.games_per_pair=0", "eval.battles=2"]',
+             "--watch"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=700)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
+        assert "Completed" in out and "Traceback" not in out
+        [study] = runs.glob("study-damping-*")
+        verdict = json.loads((study / "verdict.json").read_text())
+        assert [c["arms"] for c in verdict["comparisons"]] == [["control", "damped"]]
+        assert {a: v["n"] for a, v in verdict["arms"].items()} == {"control": 2, "damped": 2}
     finally:
         os.killpg(served.pid, signal.SIGTERM)
         try:

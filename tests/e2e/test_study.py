@@ -49,6 +49,13 @@ def test_identical_arms_share_generation_zero_resume_and_show_no_difference(tmp_
     assert comparison["verdict"] == NO_DIFFERENCE
     gains = {arm: [g["gain"] for g in info["runs"]] for arm, info in result["arms"].items()}
     assert gains["a"] == gains["b"]  # same seeds, same configs: the same runs
+    # generation 0's evaluation is played once per seed and shared by the other arm's run under
+    # its own name (a replay would give the same games): each run's own ratings stay exact
+    for s in (0, 1):
+        a, b = (json.loads((Run(run_dir_for(plan.arm_config(arm, s))).dir / "ratings.json")
+                           .read_text()) for arm in ("a", "b"))
+        elo = [{r["player"].split("/")[-1]: r["elo"] for r in x["ratings"]} for x in (a, b)]
+        assert elo[0] == elo[1] and "gen-000" in elo[0]
     text = (plan.dir / "verdict.md").read_text()
     assert "## Verdict" in text and NO_DIFFERENCE in text
     # all runs on one scale: one generation 0, four final generations

@@ -18,7 +18,7 @@ def test_dynamic_defaults_match_the_spec():
     assert (d.kl_coef_init, d.kl_power_alpha, d.ent_coef_init, d.ent_power_alpha,
             d.kl_tolerance) == (0.05, 0.5, 0.01, 0.7, 1.5)
     # the target is the laptop learner's own measured per-step KL, not the reference's 0.01
-    assert d.target_kl_per_step == 0.00065
+    assert d.target_kl_per_step == 0.0005
     none = load_config(["damping=none"]).damping
     assert none.kl_coef_init == none.ent_coef_init == 0 and not none.adaptive
 
@@ -37,8 +37,9 @@ def test_schedules_are_smooth_power_laws():
 
 
 def unsmoothed(**kw) -> DampingConfig:
+    extra = [f"damping.{k}={v}" for k, v in kw.items()]
     return load_config(["damping=dynamic", "damping.target_kl_per_step=0.01",
-                        "damping.smoothing=1"] + [f"damping.{k}={v}" for k, v in kw.items()]).damping
+                        "damping.smoothing=1", *extra]).damping
 
 
 def test_controller_moves_lr_and_beta_in_the_right_directions():

@@ -80,3 +80,29 @@ def test_the_statistics_against_known_values():
     assert lo == pytest.approx(-hi) and hi == pytest.approx(2.7764 * np.sqrt(2 / 3), rel=1e-3)
     assert permutation_p([10, 11, 12], [0, 1, 2]) == pytest.approx(0.1)  # 2 of 20 relabellings
     assert permutation_p([1, 2, 3], [1, 2, 3]) == 1.0
+
+
+def test_a_study_plan_from_the_command_line_and_from_the_flow_is_the_same_study(tmp_path):
+    from metamon_sp.config import ConfigError
+    from metamon_sp.pipeline import run_dir_for
+    from metamon_sp.study import plan_study
+
+    cli = plan_study(["study=damping", "seeds=3", "generations=3", "scale=laptop",
+                      f"runs_dir={tmp_path}"])
+    flow = plan_study(["study=damping", "study.seeds=3", "generations=3", "scale=laptop", "seed=0",
+                       f"runs_dir={tmp_path}"])
+    assert cli.dir == flow.dir and cli.seeds == flow.seeds == [0, 1, 2]
+    assert cli.arms == {"control": ["damping=none"], "damped": ["damping=dynamic"]}
+    control, damped = cli.arm_config("control", 1), cli.arm_config("damped", 1)
+    assert (control.damping.name, damped.damping.name, damped.seed) == ("none", "dynamic", 1)
+    assert run_dir_for(damped).parent == cli.dir / "runs"
+    # generation 0 is made with the shared config: the control's, apart from the run's name
+    assert cli.gen0_config().hash() == cli.arm_config("control", 0).hash()
+    # more seeds or generations extend the same study; another seed is another study
+    assert plan_study(["study=damping", "seeds=5", "generations=4", "scale=laptop",
+                       f"runs_dir={tmp_path}"]).dir == cli.dir
+    assert plan_study(["study=damping", "seed=7", f"runs_dir={tmp_path}"]).dir != cli.dir
+    with pytest.raises(ConfigError, match="study=damping or study=reward"):
+        plan_study([f"runs_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="changes model"):
+        plan_study(["study.name=width", "++study.arms={a:['model.d_model=96'],b:[]}"])
