@@ -71,13 +71,13 @@ def main() -> None:
         sys.exit("no undamped fine-tune (generation >= 1) to calibrate from")
     lo, hi = min(counted), max(counted)
     target = float(np.sqrt(lo * hi))
-    covered = target / args.tolerance <= lo and hi <= target * args.tolerance
+    covered = np.sqrt(hi / lo) <= args.tolerance * (1 + 1e-9)  # the band, centred, holds both
     print(f"\nundamped fine-tunes: {len(counted)}, their medians {lo:.2g}-{hi:.2g} (median "
           f"{np.median(counted):.2g})\nsuggested damping.target_kl_per_step: {target:.2g} (the "
           f"geometric middle); band at tolerance {args.tolerance}: [{target / args.tolerance:.2g}, "
           f"{target * args.tolerance:.2g}], "
           + ("holds every fine-tune's median" if covered else
-             f"too narrow for them all: kl_tolerance >= {np.sqrt(hi / lo):.2f} would hold them"))
+             f"too narrow for them all: kl_tolerance >= {np.sqrt(hi / lo):.3f} would hold them"))
 
 
 if __name__ == "__main__":
