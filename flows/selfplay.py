@@ -96,6 +96,11 @@ def _play_pairings(cfg: Config, t: Any, jobs: list) -> None:
 
 def _evaluate_and_rate(cfg: Config, run_dir: str, k: int, t: Any) -> tuple[dict, dict]:
     run = Run(Path(run_dir))
+    if pipeline.evaluated(cfg, run, k) and pipeline.stage_done(run, "evaluate", k):
+        # evaluated and rated with these settings already, outside this flow (a study's
+        # generation 0 is evaluated once per seed and shared): as run_selfplay, skip it
+        return (json.loads((run.gen(k) / "eval" / "summary.json").read_text()),
+                json.loads((run.gen(k) / "ratings.json").read_text()))
     if _fans_out(cfg):
         _play_pairings(cfg, t, pipeline.evaluation_jobs(cfg, run, k))
     evaluation = t.evaluate(cfg, run_dir, k)

@@ -216,10 +216,11 @@ def plays_alike(cfg: Config, other: Run) -> bool:
 
 
 def share_evaluation(cfg: Config, source: Run, run: Run) -> None:
-    """Generation 0's evaluation and the baselines' round robin, copied from `source` under
-    `run`'s name, then rated (~35 s of battles saved per run on the laptop scale). Every path and
-    label of `source` in the copied results tables and JSON files becomes `run`'s; games of
-    `source`'s later generations stay behind."""
+    """Generation 0's evaluation and the baselines' round robin (results tables, summary,
+    probes, diagnostics), copied from `source` under `run`'s name, then rated (~35 s of battles
+    saved per run on the laptop scale). Every path and label of `source` becomes `run`'s; games
+    of `source`'s later generations stay behind. Generation 1's diagnostics then have no parent
+    games to compare with (the recorded battles stay in `source`)."""
     if evaluated(cfg, run, 0):
         return
     later = f"{source.dir.name}/gen-"
@@ -232,20 +233,22 @@ def share_evaluation(cfg: Config, source: Run, run: Run) -> None:
                      (source.dir / "tournament", run.dir / "tournament")):
         if dst.exists() or not src.exists():
             continue
+        # the results tables and summaries, not the pairings' recorded battles: those carry
+        # the source's player paths in their dataset hash, and a later re-evaluation (other
+        # eval settings) replays into fresh folders instead of refusing a foreign dataset
         tmp = dst.with_name(f".{dst.name}.sharing")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp, ignore=lambda _, names: [
-            n for n in names if source.dir.name in n and "gen-000" not in n])
-        for path in tmp.rglob("*"):
+        tmp.mkdir(parents=True)
+        for path in src.iterdir():
             if path.name == GAMES:
                 rows = [r for r in pq.read_table(path).to_pylist()
                         if not any(r[s].startswith(later) and not r[s].endswith("/gen-000")
                                    for s in ("a", "b"))]
                 rows = [{k: relabel(v) if isinstance(v, str) else v for k, v in r.items()}
                         for r in rows]
-                pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+                pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp / GAMES)
             elif path.suffix == ".json":
-                path.write_text(relabel(path.read_text()))
+                (tmp / path.name).write_text(relabel(path.read_text()))
         tmp.rename(dst)
     rate_generation(cfg, run, 0)  # every game is there: it only rates
 
