@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -38,10 +37,10 @@ from metamon_sp.pipeline import (collect_generation, evaluate_generation, evalua
                                  filter_generation, generation_zero, open_run,
                                  rate_generation, stage_done, train_generation)
 from metamon_sp.runlock import run_lock  # noqa: E402
+from metamon_sp.study import copy_generation_zero  # noqa: E402
 
 BASELINES = ("simple_heuristics", "max_base_power")
 GEN0_RECIPE = ("format", "team_set", "seed", "model", "bootstrap", "reward")
-GEN0_FILES = ("data", "filtered", "train", "bootstrap_summary.json")
 
 
 def reuse_generation_zero(source: Path, run_dir: Path, config: dict[str, Any]) -> float | None:
@@ -59,13 +58,7 @@ def reuse_generation_zero(source: Path, run_dir: Path, config: dict[str, Any]) -
                          f"same recipe (or drop --gen0-from).")
     gen0 = run_dir / "gen-000"
     if not (gen0 / "train").exists():
-        gen0.mkdir(parents=True, exist_ok=True)
-        for name in GEN0_FILES:
-            src = source / "gen-000" / name
-            if src.is_dir():
-                shutil.copytree(src, gen0 / name, dirs_exist_ok=True)
-            elif src.exists():
-                shutil.copy2(src, gen0 / name)
+        copy_generation_zero(source / "gen-000", gen0)
     timings = source / "timings.json"
     return json.loads(timings.read_text()).get("0") if timings.exists() else None
 

@@ -121,21 +121,27 @@ def checkpoint_digest(ckpt: Path) -> str:
     return h.hexdigest()
 
 
+def copy_generation_zero(source: Path, dest: Path) -> None:
+    """Copy a generation-0 folder's data, filtered data and checkpoint into `dest`, all at once
+    (through a temporary folder renamed into place; nothing finished lives in `dest` yet)."""
+    tmp = dest.with_name(f".{dest.name}.copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in GEN0_FILES:
+        src = source / name
+        if src.is_dir():
+            shutil.copytree(src, tmp / name)
+        elif src.exists():
+            shutil.copy2(src, tmp / name)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+
+
 def share_generation_zero(source: Run, run: Run) -> str:
     """Copy the study's generation 0 (data, filtered data, checkpoint) into `run`, once, and
     record where it came from and its checkpoint's hash; returns the hash."""
     if not (run.checkpoint(0) / "checkpoint.json").exists():
-        tmp = run.dir / ".gen-000.sharing"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name in GEN0_FILES:
-            src = source.gen(0) / name
-            if src.is_dir():
-                shutil.copytree(src, tmp / name)
-            elif src.exists():
-                shutil.copy2(src, tmp / name)
-        shutil.rmtree(run.gen(0), ignore_errors=True)  # nothing finished lives here yet
-        tmp.rename(run.gen(0))
+        copy_generation_zero(source.gen(0), run.gen(0))
     digest = checkpoint_digest(run.checkpoint(0))
     expected = checkpoint_digest(source.checkpoint(0))
     if digest != expected:
