@@ -10,7 +10,8 @@ to the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from poke_env.battle import Effect, Move, Pokemon, Status
 
@@ -35,9 +36,9 @@ def boost_multiplier(stage: int) -> float:
     return (2 + stage) / 2 if stage >= 0 else 2 / (2 - stage)
 
 
-@dataclass(frozen=True)
-class Side:
-    """What a damage estimate needs to know of one Pokémon."""
+class Side(NamedTuple):
+    """What a damage estimate needs to know of one Pokémon. (A tuple: built several times per
+    decision and part of the featurizer's cache keys, so cheap to make and to hash.)"""
     types: tuple[str, ...]         # upper-case type names
     atk: float                     # effective stats, boosts and burn applied
     defense: float
@@ -51,60 +52,84 @@ class Side:
 
 def side_of(mon: Pokemon, known_stats: bool) -> Side:
     """Own Pokémon: the request's stats. Opponent's: estimates from base stats."""
-    boosts = mon.boosts
-    if known_stats and mon.stats.get("atk"):
-        st = mon.stats
-        raw = {k: float(st.get(k) or 0) for k in ("atk", "def", "spa", "spe")}
+    boosts, status, st = mon.boosts, mon.status, mon.stats
+    if known_stats and st.get("atk"):
+        atk, de, spa, spe = (float(st.get(k) or 0) for k in _STATS)
         max_hp = float(mon.max_hp or 1)
         hp = float(mon.current_hp or 0) if mon.max_hp else mon.current_hp_fraction * max_hp
     else:
-        b = mon.base_stats
-        raw = {k: estimated_stat(b.get(k, 0)) for k in ("atk", "def", "spa", "spe")}
+        b = mon.base_stats  # a transformed Pokémon's are its target's
+        atk, de, spa, spe = (estimated_stat(b.get(k, 0)) for k in _STATS)
         max_hp = estimated_stat(b.get("hp", 0), hp=True)
         hp = mon.current_hp_fraction * max_hp
-    atk = raw["atk"] * boost_multiplier(boosts.get("atk", 0))
-    if mon.status == Status.BRN:
+    atk = atk * boost_multiplier(boosts.get("atk", 0))
+    if status == Status.BRN:
         atk /= 2
-    speed = raw["spe"] * boost_multiplier(boosts.get("spe", 0))
-    if mon.status == Status.PAR:
+    speed = spe * boost_multiplier(boosts.get("spe", 0))
+    if status == Status.PAR:
         speed /= 4
-    return Side(
-        types=tuple(t.name for t in mon.types if t is not None),
-        atk=atk, defense=raw["def"] * boost_multiplier(boosts.get("def", 0)),
-        special=raw["spa"] * boost_multiplier(boosts.get("spa", 0)), speed=speed,
-        hp=hp, max_hp=max_hp, asleep=mon.status == Status.SLP,
-        reflect=Effect.REFLECT in mon.effects)
+    return Side(tuple(t.name for t in mon.types if t is not None), atk,
+                de * boost_multiplier(boosts.get("def", 0)),
+                spa * boost_multiplier(boosts.get("spa", 0)), speed, hp, max_hp,
+                status == Status.SLP, Effect.REFLECT in mon.effects)
 
 
-def _type_mult(move_type: str, defender: Side) -> float:
+_STATS = ("atk", "def", "spa", "spe")
+
+
+@lru_cache(maxsize=4096)
+def _type_mult(move_type: str, defender_types: tuple[str, ...]) -> float:
     t = dex.TYPE_VOCAB.get(move_type, 0)
-    d = [dex.TYPE_VOCAB.get(x, 0) for x in defender.types] + [0, 0]
+    d = [dex.TYPE_VOCAB.get(x, 0) for x in defender_types] + [0, 0]
     return dex.type_multiplier(t, (d[0], d[1])) if d[0] else 1.0
+
+
+class _Attack(NamedTuple):
+    """What `move_damage` reads of a move's dex entry, looked up once per move."""
+    kind: str          # "none" (no damage or unknown), "fixed", "superfang", "ohko", "formula"
+    move_type: str
+    power: float
+    n_hits: float
+    halve_defense: bool
+    fixed: float = 0.0
+
+
+@lru_cache(maxsize=1024)
+def _attack(move_id: str) -> _Attack:
+    entry = dex.move_entry(move_id)
+    if entry is None:
+        return _Attack("none", "", 0, 1, False)
+    move_type = str(entry.get("type", "")).upper()
+    if move_id in FIXED_DAMAGE:  # fixed damage ignores type immunity in Gen 1
+        return _Attack("fixed", move_type, 0, 1, False, float(FIXED_DAMAGE[move_id]))
+    if move_id == "superfang":
+        return _Attack("superfang", move_type, 0, 1, False)
+    if entry.get("ohko"):
+        return _Attack("ohko", move_type, 0, 1, False)
+    power = entry.get("basePower", 0)
+    if entry.get("category") == "Status" or power <= 1:
+        return _Attack("none", move_type, 0, 1, False)
+    hits = entry.get("multihit")
+    n_hits = (sum(hits) / 2 + 0.5 if isinstance(hits, list) else hits) if hits else 1
+    # Explosion and Self-Destruct halve the target's Defense in Gen 1
+    return _Attack("dreameater" if move_id == "dreameater" else "formula", move_type, power,
+                   n_hits, bool(entry.get("selfdestruct")))
 
 
 def move_damage(move: Move | str, attacker: Side, defender: Side, roll: float = AVG_ROLL) -> float:
     """Expected HP points a hit of `move` takes off `defender` (accuracy not applied)."""
-    move_id = move if isinstance(move, str) else move.id
-    entry = dex.move_entry(move_id)
-    if entry is None:
-        return 0.0
-    move_type = str(entry.get("type", "")).upper()
-    if move_id in FIXED_DAMAGE:  # fixed damage ignores type immunity in Gen 1
-        return float(FIXED_DAMAGE[move_id])
-    if move_id == "superfang":
+    a = _attack(move if isinstance(move, str) else move.id)
+    kind = a.kind
+    if kind == "formula" or (kind == "dreameater" and defender.asleep):
+        return _formula(a.power, a.move_type, attacker, defender, roll,
+                        halve_defense=a.halve_defense) * a.n_hits
+    if kind == "fixed":
+        return a.fixed
+    if kind == "superfang":
         return defender.hp / 2
-    if entry.get("ohko"):
+    if kind == "ohko":
         return defender.hp if attacker.speed >= defender.speed else 0.0
-    power = entry.get("basePower", 0)
-    if entry.get("category") == "Status" or power <= 1:
-        return 0.0
-    if move_id == "dreameater" and not defender.asleep:
-        return 0.0
-    hits = entry.get("multihit")
-    n_hits = (sum(hits) / 2 + 0.5 if isinstance(hits, list) else hits) if hits else 1
-    # Explosion and Self-Destruct halve the target's Defense in Gen 1
-    return _formula(power, move_type, attacker, defender, roll,
-                    halve_defense=bool(entry.get("selfdestruct"))) * n_hits
+    return 0.0
 
 
 def _formula(power: float, move_type: str, attacker: Side, defender: Side, roll: float,
@@ -117,7 +142,7 @@ def _formula(power: float, move_type: str, attacker: Side, defender: Side, roll:
         d /= 2
     base = (2 * LEVEL / 5 + 2) * power * a / max(d, 1.0) / 50 + 2
     stab = 1.5 if move_type in attacker.types else 1.0
-    return base * stab * _type_mult(move_type, defender) * roll
+    return base * stab * _type_mult(move_type, defender.types) * roll
 
 
 def hp_share(damage: float, defender: Side) -> float:
@@ -129,11 +154,15 @@ def best_share(moves: list[str], attacker: Side, defender: Side) -> float:
     """The largest accuracy-weighted share of the defender's HP one of `moves` takes."""
     best = 0.0
     for m in moves:
-        entry = dex.move_entry(m)
-        acc = entry.get("accuracy", True) if entry else True
-        acc = 1.0 if acc is True else acc / 100
-        best = max(best, hp_share(move_damage(m, attacker, defender), defender) * acc)
+        best = max(best, hp_share(move_damage(m, attacker, defender), defender) * _accuracy(m))
     return best
+
+
+@lru_cache(maxsize=1024)
+def _accuracy(move_id: str) -> float:
+    entry = dex.move_entry(move_id)
+    acc = entry.get("accuracy", True) if entry else True
+    return 1.0 if acc is True else acc / 100
 
 
 def threat_moves(mon: Pokemon) -> list[str]:

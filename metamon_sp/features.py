@@ -228,9 +228,20 @@ def _status_id(mon: Pokemon) -> int:
     return _STATUS_ID.get(mon.status, 0) if mon.status else 0
 
 
-def _move_ids(mon: Pokemon) -> list[int]:
-    ids = [dex.move_info(m).id for m in list(mon.moves)[:N_MOVES]]
-    return ids + [dex.PAD] * (N_MOVES - len(ids))
+def _move_ids(mon: Pokemon) -> tuple[int, ...]:
+    return _move_ids_of(tuple(mon.moves))
+
+
+@lru_cache(maxsize=1 << 14)
+def _move_ids_of(moves: tuple[str, ...]) -> tuple[int, ...]:
+    ids = [dex.move_info(m).id for m in moves[:N_MOVES]]
+    return (*ids, *[dex.PAD] * (N_MOVES - len(ids)))
+
+
+@lru_cache(maxsize=1 << 14)
+def _damaging(moves: tuple[str, ...]) -> tuple[str, ...]:
+    """The real moves among `moves` (those the damage estimates know)."""
+    return tuple(m for m in moves if dex.move_entry(m) is not None)
 
 
 def _facts(battle: Battle) -> list[float]:
@@ -246,9 +257,10 @@ def _facts(battle: Battle) -> list[float]:
     ]
 
 
-def _matchups(own: list[Pokemon], opp_active: Pokemon | None,
-              them: damage.Side | None) -> list[float]:
-    """`MATCHUP` for each own slot against the opponent's active Pokémon."""
+def _matchups(own: list[Pokemon], opp_active: Pokemon | None, them: damage.Side | None,
+              active: Pokemon | None = None, me: damage.Side | None = None) -> list[float]:
+    """`MATCHUP` for each own slot against the opponent's active Pokémon (`me`: the side of
+    `active`, when the caller has it already)."""
     out: list[float] = []
     threats = tuple(damage.threat_moves(opp_active)) if opp_active is not None else ()
     opp_types = tuple(dex.TYPE_VOCAB.get(t.name, 0) for t in opp_active.types if t is not None) \
@@ -258,8 +270,8 @@ def _matchups(own: list[Pokemon], opp_active: Pokemon | None,
             out += [0.0] * len(MATCHUP)
             continue
         mon = own[i]
-        mine = tuple(m for m in mon.moves if dex.move_entry(m) is not None)
-        out += _matchup(mine, damage.side_of(mon, known_stats=True), them, threats, opp_types,
+        us = me if mon is active and me is not None else damage.side_of(mon, known_stats=True)
+        out += _matchup(_damaging(tuple(mon.moves)), us, them, threats, opp_types,
                         dex.species_info(mon.species).types)
     return out
 
@@ -353,7 +365,7 @@ def featurize(battle: Battle) -> Observation:
         else:
             num += [0.0] * 12
             move_cat += [dex.PAD, 0]
-    num += _matchups(own, opp_active, them)
+    num += _matchups(own, opp_active, them, active, me)
 
     for mons, revealed_only in ((own, False), (opp, True)):
         for i in range(N_SLOTS):

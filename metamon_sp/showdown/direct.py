@@ -67,6 +67,8 @@ class BattleSim:
         self._rest = b""
         self._on_rows: Callable[[list[list[str]] | None], None] | None = None
         self._out: list[bytes] = []
+        self._pending = b""     # written to the simulator's stdin as the pipe takes it
+        self._writing = False   # a writer callback waits for the pipe to drain
 
     # ----------------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -80,7 +82,8 @@ class BattleSim:
                 stdout=subprocess.PIPE, stderr=logf, start_new_session=True, bufsize=0)
         write_text(self.pid_path, f"{self._proc.pid}\n")
         os.set_blocking(self._proc.stdout.fileno(), False)
-        self._rest = b""
+        os.set_blocking(self._proc.stdin.fileno(), False)
+        self._rest, self._pending, self._writing = b"", b"", False
         # read on POKE_LOOP itself: a reader thread would fight the loop for the GIL
         POKE_LOOP.call_soon_threadsafe(POKE_LOOP.add_reader, self._proc.stdout.fileno(),
                                        self._read, self._proc)
@@ -107,7 +110,7 @@ class BattleSim:
         if proc is None:
             return
         try:
-            proc.stdin.close()  # the simulator exits on EOF
+            self._close_stdin(proc)  # the simulator exits on EOF
         except OSError:
             pass
         try:
@@ -121,15 +124,26 @@ class BattleSim:
         self._unwatch(proc)
 
     @staticmethod
-    def _unwatch(proc: subprocess.Popen) -> None:
-        """Stop reading `proc`'s stdout before its descriptor is closed (and reused)."""
-        fd = proc.stdout.fileno()
+    def _on_loop(fn: Callable[[], Any]) -> None:
+        """Run `fn` on POKE_LOOP and wait for it (the loop's selector is not thread-safe)."""
         if getattr(POKE_LOOP, "_thread_id", None) == threading.get_ident():
-            POKE_LOOP.remove_reader(fd)
+            fn()
         else:
             done = threading.Event()
-            POKE_LOOP.call_soon_threadsafe(lambda: (POKE_LOOP.remove_reader(fd), done.set()))
+            POKE_LOOP.call_soon_threadsafe(lambda: (fn(), done.set()))
             done.wait(5)
+
+    def _close_stdin(self, proc: subprocess.Popen) -> None:
+        """Stop writing to `proc` (unsent commands are dropped), then close its stdin: EOF."""
+        wfd = proc.stdin.fileno()
+        self._on_loop(lambda: POKE_LOOP.remove_writer(wfd))
+        self._pending, self._writing = b"", False
+        proc.stdin.close()
+
+    def _unwatch(self, proc: subprocess.Popen) -> None:
+        """Stop reading `proc`'s stdout before its descriptor is closed (and reused)."""
+        fd = proc.stdout.fileno()
+        self._on_loop(lambda: POKE_LOOP.remove_reader(fd))
         proc.stdout.close()
 
     def restart(self) -> None:
@@ -164,10 +178,26 @@ class BattleSim:
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return  # the reader reports the death
+        self._pending += data
+        if not self._writing:
+            self._flush(proc)
+
+    def _flush(self, proc: subprocess.Popen) -> None:
+        """Write what the pipe takes now; the rest when it drains. (A blocking write would
+        stall every battle's decisions while the simulator is busy.)"""
+        fd = proc.stdin.fileno()
         try:
-            proc.stdin.write(data)
-        except (BrokenPipeError, OSError):
-            pass
+            n = os.write(fd, self._pending)
+        except BlockingIOError:
+            n = 0
+        except OSError:  # the simulator is gone: the reader reports it
+            n = len(self._pending)
+        self._pending = self._pending[n:]
+        if self._pending and not self._writing:
+            POKE_LOOP.add_writer(fd, self._flush, proc)
+        elif not self._pending and self._writing:
+            POKE_LOOP.remove_writer(fd)
+        self._writing = bool(self._pending)
 
     def _read(self, proc: subprocess.Popen) -> None:
         """On POKE_LOOP, whenever the simulator's stdout has data."""

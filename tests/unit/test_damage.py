@@ -46,7 +46,7 @@ def test_type_immunity_special_split_and_gen1_quirks():
     # Explosion halves the target's Defense; Reflect doubles it
     halved = damage.move_damage("explosion", TAUROS, CHANSEY)
     assert halved == pytest.approx(((42 * 170 * 298 / 54) / 50 + 2) * 1.5 * 236 / 255)
-    shielded = Side(**{**CHANSEY.__dict__, "reflect": True})
+    shielded = CHANSEY._replace(reflect=True)
     assert damage.move_damage("bodyslam", TAUROS, shielded) < damage.move_damage("bodyslam", TAUROS, CHANSEY)
     assert damage.move_damage("thunderwave", TAUROS, CHANSEY) == 0.0
     assert damage.move_damage("dreameater", GENGAR, CHANSEY) == 0.0  # only on a sleeping target
