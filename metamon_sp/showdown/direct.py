@@ -71,14 +71,19 @@ class BattleSim:
         self._writing = False   # a writer callback waits for the pipe to drain
 
     # ----------------------------------------------------------------------- lifecycle
-    def start(self) -> None:
+    def command(self) -> tuple[list[str], Path]:
+        """The simulator's command line and working folder."""
         pkg = ensure_installed()
+        return ["node", str(POOL_SCRIPT), str(pkg)], pkg
+
+    def start(self) -> None:
+        argv, cwd = self.command()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as logf:
             logf.write("\n=== metamon-sp: starting the battle simulator ===\n")
             logf.flush()
             self._proc = subprocess.Popen(
-                ["node", str(POOL_SCRIPT), str(pkg)], cwd=pkg, stdin=subprocess.PIPE,
+                argv, cwd=cwd, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=logf, start_new_session=True, bufsize=0)
         write_text(self.pid_path, f"{self._proc.pid}\n")
         os.set_blocking(self._proc.stdout.fileno(), False)
@@ -174,6 +179,8 @@ class BattleSim:
             POKE_LOOP.call_soon(self._write)
 
     def _write(self) -> None:
+        if not self._out:
+            return
         data, self._out = b"\n".join(self._out) + b"\n", []
         proc = self._proc
         if proc is None or proc.poll() is not None:
