@@ -341,7 +341,12 @@ def verdict(ratings: Ratings, gen0: str, finals: dict[str, list[tuple[int, str]]
                                  else None)}
     rng = np.random.default_rng(seed)
     comparisons = []
-    for a, b in itertools.combinations(finals, 2):
+    pairs = list(itertools.combinations(finals, 2))
+    # More than two arms make several comparisons: each interval is widened (Bonferroni) so that
+    # the chance of any false "A > B" among them stays at 1 − level.
+    pair_level = 1 - (1 - level) / max(1, len(pairs))
+    tail = 100 * (1 - pair_level) / 2
+    for a, b in pairs:
         ga = [g["gain"] for g in arms[a]["runs"]]
         gb = [g["gain"] for g in arms[b]["runs"]]
         row: dict[str, Any] = {"arms": [a, b], "n": [len(ga), len(gb)]}
@@ -351,7 +356,7 @@ def verdict(ratings: Ratings, gen0: str, finals: dict[str, list[tuple[int, str]]
             comparisons.append(row)
             continue
         diff = float(np.mean(ga) - np.mean(gb))
-        lo, hi = welch_interval(ga, gb, level)
+        lo, hi = welch_interval(ga, gb, pair_level)
         boot = None
         if samples is not None and len(samples):
             pa = [col[p] for _, p in finals[a]]
@@ -361,7 +366,7 @@ def verdict(ratings: Ratings, gen0: str, finals: dict[str, list[tuple[int, str]]
                 ia = rng.choice(pa, len(pa))
                 ib = rng.choice(pb, len(pb))
                 draws.append(samples[k, ia].mean() - samples[k, ib].mean())
-            boot = [round(float(x), 1) for x in np.percentile(draws, [2.5, 97.5])]
+            boot = [round(float(x), 1) for x in np.percentile(draws, [tail, 100 - tail])]
         p = permutation_p(ga, gb)
         outcome = f"{a} > {b}" if lo > 0 else f"{a} < {b}" if hi < 0 else NO_DIFFERENCE
         row.update(diff=round(diff, 1), ci=[round(float(lo), 1), round(float(hi), 1)],
@@ -369,7 +374,10 @@ def verdict(ratings: Ratings, gen0: str, finals: dict[str, list[tuple[int, str]]
                    bootstrap_ci=boot, verdict=outcome)
         comparisons.append(row)
     return {"arms": arms, "comparisons": comparisons, "level": level,
-            "method": "Welch t interval over seeds of the gains over the shared generation 0"}
+            "pair_level": pair_level,
+            "method": "Welch t interval over seeds of the gains over the shared generation 0"
+                      + (f", Bonferroni-adjusted for {len(pairs)} comparisons"
+                         if len(pairs) > 1 else "")}
 
 
 PROBES = (("lost", "recovery_rate", "recovery when lost"), ("won", "recovery_rate",
@@ -507,6 +515,10 @@ def _fmt(x: float | None, spec: str) -> str:
     return "–" if x is None else format(x, spec)
 
 
+def _pct(level: float) -> str:
+    return f"{100 * level:.1f}".rstrip("0").rstrip(".") + "%"
+
+
 def verdict_markdown(plan: StudyPlan, result: dict[str, Any], ratings: Ratings) -> str:
     lines = [f"# Study `{plan.name}`: {', '.join(plan.arms)}", "",
              f"{len(plan.seeds)} seed(s) × {plan.generations} generation(s) per arm, all from one "
@@ -520,12 +532,18 @@ def verdict_markdown(plan: StudyPlan, result: dict[str, Any], ratings: Ratings) 
             continue
         boot = c.get("bootstrap_ci")
         lines.append(f"- **{c['verdict']}**: mean gain {a} − {b} = {c['diff']:+.0f} Elo, "
-                     f"{int(100 * result['level'])}% interval [{c['ci'][0]:+.0f}, "
+                     f"{_pct(result.get('pair_level', result['level']))} interval "
+                     f"[{c['ci'][0]:+.0f}, "
                      f"{c['ci'][1]:+.0f}] (Welch, over {c['n'][0]} and {c['n'][1]} seeds); "
                      f"permutation p = {c['permutation_p']}"
                      + (f"; hierarchical bootstrap [{boot[0]:+.0f}, {boot[1]:+.0f}]"
                         if boot else "")
                      + ".")
+    n_pairs = len(result["comparisons"])
+    if n_pairs > 1:
+        lines += ["", f"{n_pairs} comparisons: each interval is at "
+                      f"{_pct(result['pair_level'])} (Bonferroni), so that all of them hold "
+                      f"together at {_pct(result['level'])}; p-values are per comparison."]
     lines += ["", "## Gain over the shared generation 0, per run", "",
               "| arm | seed | final generation | Elo(final) − Elo(gen 0) | 95% interval |",
               "|---|---|---|---|---|"]

@@ -67,6 +67,21 @@ def test_seed_variance_widens_the_interval():
     assert tight["verdict"] == "a > b" and loose["verdict"] == NO_DIFFERENCE
 
 
+def test_three_arms_widen_each_interval_for_three_comparisons():
+    """The reward study compares three arms pairwise: each interval is at 1 − 0.05/3, so a
+    difference that two arms' 95% interval calls is not called among three."""
+    gains = {"a": [120, 60, 90], "b": [40, -10, 20], "c": [50, 0, 30]}
+    ratings, finals = simulate(gains, games=1000)
+    two = verdict(ratings, "gen0", {k: finals[k] for k in ("a", "b")})
+    three = verdict(ratings, "gen0", finals)
+    assert three["pair_level"] == pytest.approx(1 - 0.05 / 3)
+    [ab2] = two["comparisons"]
+    ab3 = next(c for c in three["comparisons"] if c["arms"] == ["a", "b"])
+    assert ab3["diff"] == ab2["diff"]
+    assert ab3["ci"][0] < ab2["ci"][0] and ab3["ci"][1] > ab2["ci"][1]
+    assert [c["arms"] for c in three["comparisons"]] == [["a", "b"], ["a", "c"], ["b", "c"]]
+
+
 def test_one_seed_per_arm_cannot_give_a_verdict():
     ratings, finals = simulate({"a": [100.0], "b": [0.0]})
     [c] = verdict(ratings, "gen0", finals)["comparisons"]
