@@ -532,7 +532,7 @@ def verdict_markdown(plan: StudyPlan, result: dict[str, Any], ratings: Ratings) 
             continue
         boot = c.get("bootstrap_ci")
         lines.append(f"- **{c['verdict']}**: mean gain {a} − {b} = {c['diff']:+.0f} Elo, "
-                     f"{_pct(result.get('pair_level', result['level']))} interval "
+                     f"{_pct(result['pair_level'])} interval "
                      f"[{c['ci'][0]:+.0f}, "
                      f"{c['ci'][1]:+.0f}] (Welch, over {c['n'][0]} and {c['n'][1]} seeds); "
                      f"permutation p = {c['permutation_p']}"
