@@ -179,13 +179,10 @@ class DampingConfig:
     """The per-step KL is measured on this many windows of the batch (0: all of it): the moving
     average needs no more, and a full extra forward pass per step made damped training ~1.7x
     slower than the control (docs/studies/damping.md)."""
-    gain: float = 0.1
-    """Log-step of the controller's scales per unit of log(kl_ema / target): 0.1 moves them by
-    4% a step at the band's edge (tolerance 1.5) and by 1% at a quarter of the way there."""
-    lr_factor: float = 1.05
-    """The most the actor's learning-rate scale may change in one step (a multiplier): small,
-    since the smoothed KL answers a change only after ~1/smoothing steps."""
-    kl_coef_factor: float = 1.05
+    lr_factor: float = 1.02
+    """Multiplier applied to (or divided from) the actor's learning-rate scale per step outside
+    the band: small, since the smoothed KL answers a change only after ~1/smoothing steps."""
+    kl_coef_factor: float = 1.02
     lr_scale_min: float = 0.05
     lr_scale_max: float = 4.0
     """The factor moves the actor head's rate alone (the trunk and critics keep theirs), a weak
@@ -208,7 +205,6 @@ class DampingConfig:
         _check(0 < self.smoothing <= 1, "damping.smoothing", self.smoothing, "in (0, 1]")
         _check(self.kl_measure_windows >= 0, "damping.kl_measure_windows",
                self.kl_measure_windows, ">= 0")
-        _check(self.gain > 0, "damping.gain", self.gain, "> 0")
         _check(self.lr_factor > 1, "damping.lr_factor", self.lr_factor, "> 1")
         _check(self.kl_coef_factor > 1, "damping.kl_coef_factor", self.kl_coef_factor, "> 1")
         _check(0 < self.lr_scale_min <= 1 <= self.lr_scale_max, "damping.lr_scale_min/max",

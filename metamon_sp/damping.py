@@ -6,19 +6,15 @@
 
 After warmup, every optimizer step's KL(π_after ‖ π_before) feeds an exponential moving average
 (one step's KL is noisy: its 10th and 90th percentiles lie ~5× apart), and the average steers
-`lr_scale` (the actor head's learning rate only) and `kl_scale` in proportion to its log-distance
-from the target: each step multiplies them by exp(∓gain · log(kl_ema / target)), capped at
-`lr_factor` / `kl_coef_factor` per step. Steps shrink as the average nears the target, so the
-scales settle instead of running from one edge of the band to the other; a step that only acted
-outside the band (the first controller) left the average at the band's edges, where a drifting
-learner pushed it out (docs/studies/damping.md). The cap is small because the average lags: a
-big step drives the scales to their bounds before the average has seen the effect.
-`damping=none` is the control: no KL or entropy term, no controller.
+`lr_scale` (the actor head's learning rate only) and `kl_scale`: above target·tolerance both
+damp by one small factor, below target/tolerance both loosen, inside the band both hold. The
+factor is small because the average lags: a big factor drives the scales to their bounds before
+the average has seen the effect. `damping=none` is the control: no KL or entropy term, no
+controller.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -67,15 +63,13 @@ class DampingController:
         if step < self.warmup_steps:
             return "warmup"
         s.kl_ema = ema(s.kl_ema, kl_step, c.smoothing)
-        # log-distance from the target; a KL of exactly 0 (a frozen policy) counts as far below
-        error = math.log(max(s.kl_ema, c.target_kl_per_step * 1e-6) / c.target_kl_per_step)
-        lr_step = math.copysign(min(c.gain * abs(error), math.log(c.lr_factor)), error)
-        kl_step_ = math.copysign(min(c.gain * abs(error), math.log(c.kl_coef_factor)), error)
-        s.lr_scale = min(c.lr_scale_max, max(c.lr_scale_min, s.lr_scale * math.exp(-lr_step)))
-        s.kl_scale = min(c.kl_scale_max, max(c.kl_scale_min, s.kl_scale * math.exp(kl_step_)))
         if s.kl_ema > c.target_kl_per_step * c.kl_tolerance:
+            s.lr_scale = max(c.lr_scale_min, s.lr_scale / c.lr_factor)
+            s.kl_scale = min(c.kl_scale_max, s.kl_scale * c.kl_coef_factor)
             return "damp"
         if s.kl_ema < c.target_kl_per_step / c.kl_tolerance:
+            s.lr_scale = min(c.lr_scale_max, s.lr_scale * c.lr_factor)
+            s.kl_scale = max(c.kl_scale_min, s.kl_scale / c.kl_coef_factor)
             return "loosen"
         return "hold"
 
