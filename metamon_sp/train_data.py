@@ -74,9 +74,9 @@ class OfflineData:
         self.dones = np.zeros(n, bool)
         self.cuts = np.zeros(n, bool)
         self.explored = np.empty(n, bool)
-        lengths, traj_w = [], []
+        lengths, traj_w, keys = [], [], []
         at = 0
-        for ds, w in zip(datasets, weights):
+        for k, (ds, w) in enumerate(zip(datasets, weights)):
             for t in ds:
                 if t.steps == 0:
                     continue
@@ -96,15 +96,22 @@ class OfflineData:
                 (self.cuts if t.truncated else self.dones)[end - 1] = True
                 lengths.append(t.steps)
                 traj_w.append(w)
+                keys.append((k, t.battle_id, t.side))
                 at = end
         if not lengths:
             raise TrainDataError(f"no decisions to train on in {', '.join(self.sources)}.")
         if at < n:  # skipped rows (a manifest counting empty trajectories): views, no copies
             for name in ("num", "cat", "mask", "actions", "rewards", "dones", "cuts", "explored"):
                 setattr(self, name, getattr(self, name)[:at])
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.traj_weights = np.asarray(traj_w, dtype=np.float64)
-        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        # Shards hold battles in the order they finished, which varies between runs of one
+        # seed; sampling indexes trajectories in (folder, battle, side) order instead, so the
+        # same data trains the same checkpoint whatever order its shards were written in.
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        lengths_in_file = np.asarray(lengths, dtype=np.int64)
+        starts_in_file = np.concatenate([[0], np.cumsum(lengths_in_file)[:-1]])
+        self.lengths = lengths_in_file[order]
+        self.starts = starts_in_file[order]
+        self.traj_weights = np.asarray(traj_w, dtype=np.float64)[order]
         if not self.mask[np.arange(len(self.actions)), self.actions].all():
             raise TrainDataError("a recorded action is illegal under its own mask; the data is "
                                  "corrupt.")
