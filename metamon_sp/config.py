@@ -432,6 +432,9 @@ class Config:
     generations (generation 0's heuristic data included once the window reaches it)."""
     mix_age_decay: float = 1.0
     """In the replay window, data j generations old is drawn decay^j as often per decision."""
+    mix_bootstrap_weight: float = 1.0
+    """Extra factor on generation 0's heuristic data in the window (0: leave it out). It holds
+    ~3× a generation's decisions (both sides of more battles), so at 1 it outweighs self-play."""
     runner: str = "auto"
     """Where a flow runs collection shards: threads, processes, or dask (a LocalCluster, or the
     scheduler at `dask_address`); auto: processes when `collect.parallel_instances` > 1 (threads
@@ -450,6 +453,8 @@ class Config:
         _check(self.mix_previous_generations >= 0, "mix_previous_generations",
                self.mix_previous_generations, ">= 0")
         _check(0 < self.mix_age_decay <= 1, "mix_age_decay", self.mix_age_decay, "in (0, 1]")
+        _check(self.mix_bootstrap_weight >= 0, "mix_bootstrap_weight", self.mix_bootstrap_weight,
+               ">= 0")
         _check(bool(self.run_name) and "/" not in self.run_name, "run_name", self.run_name,
                "a non-empty name without '/'")
         _check(self.wandb_mode in ("offline", "online", "disabled"), "wandb_mode",

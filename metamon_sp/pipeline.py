@@ -255,15 +255,21 @@ def filter_generation(cfg: Config, run: Run, k: int) -> Path:
 def training_data(cfg: Config, run: Run, k: int) -> tuple[list[Path], list[float]]:
     """The replay window: generation k's filtered data and that of the
     `mix_previous_generations` before it (generation 0's heuristic data when the window reaches
-    it and it was bootstrapped here), newest first, with weights decaying by age."""
+    it and it was bootstrapped here, times `mix_bootstrap_weight`), newest first, with weights
+    decaying by age."""
     earliest = max(0, k - cfg.mix_previous_generations)
     dirs, weights = [], []
     for j in range(k, earliest - 1, -1):
         d = run.gen(j) / "filtered"
-        if j == 0 and not (d / MANIFEST).exists():
-            continue  # an adopted generation 0 has no data of its own
+        weight = cfg.mix_age_decay ** (k - j)
+        if j == 0:
+            if not (d / MANIFEST).exists():
+                continue  # an adopted generation 0 has no data of its own
+            weight *= cfg.mix_bootstrap_weight if k > 0 else 1.0
+            if weight == 0:
+                continue
         dirs.append(d)
-        weights.append(cfg.mix_age_decay ** (k - j))
+        weights.append(weight)
     return dirs, weights
 
 

@@ -75,6 +75,11 @@ def test_replay_window_reaches_generation_zero_with_age_weights(tmp_path):
     assert dirs == [run.gen(j) / "filtered" for j in (3, 2, 1, 0)]
     assert weights == [1.0, 0.5, 0.25, 0.125]
     assert training_data(load_config(PLAIN), run, 3) == ([run.gen(3) / "filtered"], [1.0])
+    down = load_config([*PLAIN, "mix_previous_generations=3", "mix_age_decay=0.5",
+                        "mix_bootstrap_weight=0.5"])
+    assert training_data(down, run, 3)[1] == [1.0, 0.5, 0.25, 0.0625]
+    out = load_config([*PLAIN, "mix_previous_generations=3", "mix_bootstrap_weight=0"])
+    assert training_data(out, run, 1) == ([run.gen(1) / "filtered"], [1.0])
 
 
 def test_auc_by_hand():
