@@ -136,13 +136,28 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: torch.Tensor | None = None) -> torch.Tensor:
+        """`kv` (B, 2, H, T', dh), T' >= T: where to also put the keys and values (for `step`)."""
         B, T, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=-1)
         q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        if kv is not None:
+            kv[:, 0, :, :T], kv[:, 1, :, :T] = k, v
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, T, D))  # (B, T, D)
+
+    def step(self, x: torch.Tensor, kv: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """One new turn per row (B, 1, D) at position `pos` (B,), attending to the keys and
+        values cached in `kv` (B, 2, H, T', dh) before it; its own are written there too."""
+        B, _, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=-1)
+        q, k, v = (t.view(B, 1, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        rows = torch.arange(B, device=x.device)
+        kv[rows, 0, :, pos], kv[rows, 1, :, pos] = k[:, :, 0], v[:, :, 0]
+        seen = torch.arange(kv.shape[3], device=x.device)[None, :] <= pos[:, None]  # (B, T')
+        y = F.scaled_dot_product_attention(q, kv[:, 0], kv[:, 1], attn_mask=seen[:, None, None])
+        return self.out(y.transpose(1, 2).reshape(B, 1, D))
 
 
 class Block(nn.Module):
@@ -154,8 +169,12 @@ class Block(nn.Module):
                                  nn.Linear(cfg.mlp_mult * cfg.d_model, cfg.d_model),
                                  nn.Dropout(cfg.dropout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
+    def forward(self, x: torch.Tensor, kv: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), kv)
+        return x + self.mlp(self.ln2(x))
+
+    def step(self, x: torch.Tensor, kv: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn.step(self.ln1(x), kv, pos)
         return x + self.mlp(self.ln2(x))
 
 
@@ -220,13 +239,30 @@ class Trunk(nn.Module):
         turn, actions = self.encoder(num, cat.long())
         return Encoding((self.contextualize(turn), actions))
 
-    def contextualize(self, turn: torch.Tensor) -> torch.Tensor:
+    def contextualize(self, turn: torch.Tensor, kv: torch.Tensor | None = None) -> torch.Tensor:
         """Encoded turns (B, T, d) → per-turn context (B, T, d): positions, causal blocks.
-        Live play caches each turn's encoding and calls this alone (see `Policy`)."""
+        Live play caches each turn's encoding and calls this alone (see `Policy`); given `kv`
+        (B, n_layers, 2, H, context, dh), it also keeps every block's keys and values there."""
         x = turn + self.pos.weight[:turn.shape[1]]
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if kv is None else kv[:, i])
         return self.ln_f(x)
+
+    def kv_shape(self) -> tuple[int, ...]:
+        """One window's cached keys and values: (n_layers, 2, heads, context, d_model/heads)."""
+        heads = self.blocks[0].attn.n_heads if self.blocks else 1
+        d = self.pos.weight.shape[1]
+        return (len(self.blocks), 2, heads, self.context, d // heads)
+
+    def contextualize_step(self, turn: torch.Tensor, kv: torch.Tensor,
+                           pos: torch.Tensor) -> torch.Tensor:
+        """The context (B, d) of one new turn (B, d) per row at position `pos` (B,), from the
+        keys and values of the turns before it in `kv` (B, n_layers, 2, H, context, dh), which
+        gains the new turn's: what `contextualize` gives at that position, at 1/T of the cost."""
+        x = (turn + self.pos.weight[pos])[:, None]
+        for i, block in enumerate(self.blocks):
+            x = block.step(x, kv[:, i], pos)
+        return self.ln_f(x)[:, 0]
 
 
 class PolicyModel(nn.Module):

@@ -24,6 +24,7 @@ from poke_env.battle import Battle
 from poke_env.player import MaxBasePowerPlayer, Player, RandomPlayer, SimpleHeuristicsPlayer
 from poke_env.player.battle_order import BattleOrder
 
+from metamon_sp.battle_state import make_lean
 from metamon_sp.features import (N_ACTIONS, N_CAT, N_NUM, Observation, action_to_order,
                                  default_action, featurize, order_to_action, reward_facts)
 from metamon_sp.teams import fingerprint
@@ -95,6 +96,9 @@ class RecordingMixin:
         self._records: dict[str, _BattleRecord] = {}
 
     # -------------------------------------------------------------------- server messages
+    async def _create_battle(self, split_message: list[str]) -> Any:
+        return make_lean(await super()._create_battle(split_message))  # type: ignore[misc]
+
     async def _handle_battle_message(self, split_messages: list[list[str]]) -> None:
         tag = split_messages[0][0].lstrip(">")
         if tag.startswith("battle-"):

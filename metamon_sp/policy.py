@@ -42,6 +42,14 @@ class _History:
     retries: int = 0
     turns: list[torch.Tensor | None] = field(default_factory=list)  # cached encodings (d,)
     actions: torch.Tensor | None = None  # the last turn's action embeddings (A, d_action)
+    # keys and values of the window's first `kv_len` turns, every block (see Trunk.kv_shape);
+    # valid while the window still starts at the battle's first turn
+    kv: torch.Tensor | None = None
+    kv_len: int = 0
+
+    def truncate(self) -> None:
+        """After the last turn was removed: the cache no longer covers it."""
+        self.kv_len = min(self.kv_len, len(self.turns))
 
 
 def decision_uniforms(seed: int, key: tuple[str, str], step: int, retry: int = 0) -> np.ndarray:
@@ -54,8 +62,12 @@ def decision_uniforms(seed: int, key: tuple[str, str], step: int, retry: int = 0
 class Policy:
     """A checkpoint's actor, choosing actions for many battles at once."""
 
-    def __init__(self, model: PolicyModel, cfg: PolicyConfig, seed: int = 0, name: str = "policy"):
+    def __init__(self, model: PolicyModel, cfg: PolicyConfig, seed: int = 0, name: str = "policy",
+                 kv_cache: bool = True):
         self.model = model.eval().to(cfg.device)
+        # Keep each battle's keys and values, so a decision runs only its new turn through the
+        # transformer: the same logits to float rounding, not a setting of the results.
+        self.kv_cache = kv_cache
         self.cfg = cfg
         self.name = name
         self.context = model.cfg.context
@@ -84,6 +96,7 @@ class Policy:
             h.num.pop()
             h.cat.pop()
             h.turns.pop()
+            h.truncate()
             h.retries += 1
         else:
             h.steps += 1
@@ -92,8 +105,9 @@ class Policy:
         h.cat.append(obs.cat)
         h.turns.append(None)
         h.rqid = rqid
-        if len(h.num) > self.context:
+        if len(h.num) > self.context:  # the window slides: every position changes
             del h.num[0], h.cat[0], h.turns[0]
+            h.kv_len = 0
 
     def drop_last(self, key: tuple[str, str]) -> None:
         """Remove the last turn of a battle's history (its choice was refused as unavailable)."""
@@ -102,6 +116,7 @@ class Policy:
             h.num.pop()
             h.cat.pop()
             h.turns.pop()
+            h.truncate()
             h.rqid = None
 
     def forget(self, key: tuple[str, str]) -> None:
@@ -142,17 +157,39 @@ class Policy:
 
     @torch.no_grad()
     def logits(self, hs: list[_History]) -> torch.Tensor:
-        """Unmasked actor logits (B, A) at the last turn of each history."""
+        """Unmasked actor logits (B, A) at the last turn of each history.
+
+        When every history has one turn beyond its cached keys and values (the usual case: one
+        new turn per decision), only that turn goes through the transformer, attending to the
+        cache; otherwise (a window that slid past the context) the whole window does and refills
+        the cache. Both give the same logits to float rounding
+        (tests/unit/test_policy_sampling.py)."""
         self._encode_new_turns(hs)
+        body = self.model.body
         lengths = [len(h.num) for h in hs]
-        B, T = len(hs), max(lengths)
+        B = len(hs)
+        actions = torch.stack([h.actions for h in hs])
+        if self.kv_cache and all(h.kv_len == n - 1 for h, n in zip(hs, lengths)):
+            empty = None  # a battle's first turn has nothing cached yet
+            if any(h.kv is None for h in hs):
+                empty = torch.zeros(body.kv_shape(), device=self.device)
+            kv = torch.stack([empty if h.kv is None else h.kv for h in hs])
+            pos = torch.tensor(lengths, device=self.device) - 1
+            context = body.contextualize_step(torch.stack([h.turns[-1] for h in hs]), kv, pos)
+            for i, h in enumerate(hs):  # copies: a view would keep the whole batch alive
+                h.kv, h.kv_len = kv[i].clone(), lengths[i]
+            return self.model.actor(Encoding((context, actions)))
+        T = max(lengths)
         turns = torch.zeros(B, T, self.model.cfg.d_model, device=self.device)
         for i, h in enumerate(hs):  # right-padded: causal attention never looks ahead
             turns[i, :lengths[i]] = torch.stack(h.turns)
-        context = self.model.body.contextualize(turns)                   # (B, T, d)
+        kv = torch.zeros(B, *body.kv_shape(), device=self.device) if self.kv_cache else None
+        context = body.contextualize(turns, kv)                           # (B, T, d)
+        if kv is not None:
+            for i, h in enumerate(hs):
+                h.kv, h.kv_len = kv[i].clone(), lengths[i]
         last = torch.tensor(lengths, device=self.device) - 1
-        return self.model.actor(Encoding((context[torch.arange(B), last],
-                                          torch.stack([h.actions for h in hs]))))
+        return self.model.actor(Encoding((context[torch.arange(B), last], actions)))
 
     def _encode_new_turns(self, hs: list[_History]) -> None:
         """Encode, in one pass, every turn of these histories not encoded yet."""

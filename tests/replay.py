@@ -10,6 +10,8 @@ from typing import Iterator
 import orjson
 from poke_env.battle import Battle
 
+from metamon_sp.battle_state import make_lean
+
 FIXTURES = Path(__file__).parent / "fixtures"
 _IGNORED = {"t:", "init", "title", "j", "J", "l", "L", "deinit", "expire", "uhtmlchange",
             "tempnotify", "tempnotifyoff", "error", "bigerror", "showteam"}
@@ -39,13 +41,15 @@ def _feed(battle: Battle, log: dict) -> Iterator[Battle]:
                 battle.parse_message(msg)
 
 
-def _new(log: dict) -> Battle:
-    return Battle(log["battle_tag"], log["username"], logging.getLogger("replay"), gen=1)
+def _new(log: dict, lean: bool = False) -> Battle:
+    battle = Battle(log["battle_tag"], log["username"], logging.getLogger("replay"), gen=1)
+    return make_lean(battle) if lean else battle
 
 
-def decisions(log: dict) -> Iterator[Battle]:
-    """Yield the battle each time its player must choose (the same object, updated)."""
-    yield from _feed(_new(log), log)
+def decisions(log: dict, lean: bool = False) -> Iterator[Battle]:
+    """Yield the battle each time its player must choose (the same object, updated); `lean`:
+    tracked as players track it (metamon_sp/battle_state.py)."""
+    yield from _feed(_new(log, lean), log)
 
 
 def final_battle(log: dict) -> Battle:

@@ -97,3 +97,40 @@ def test_cached_turn_encodings_give_the_logits_of_the_whole_window():
             with torch.no_grad():
                 full = model.actor(model.trunk(num, cat))[0, -1]
             torch.testing.assert_close(cached[i], full, rtol=1e-5, atol=1e-5)
+
+
+def test_the_key_value_cache_runs_only_new_turns_and_changes_no_logit(monkeypatch):
+    """Battles join, retry, drop a refused turn and slide past `context` at different times;
+    with the cache, most passes run one turn per battle, and every logit is the uncached one."""
+    torch.manual_seed(0)
+    model = PolicyModel(ModelConfig(context=8)).eval()
+    cached = Policy(model, PolicyConfig(), seed=0)
+    plain = Policy(model, PolicyConfig(), seed=0, kv_cache=False)
+    steps = {"n": 0}
+    real_step = model.body.contextualize_step
+
+    def counted(*args):
+        steps["n"] += 1
+        return real_step(*args)
+
+    monkeypatch.setattr(model.body, "contextualize_step", counted)
+    rng = np.random.default_rng(5)
+    for t in range(12):
+        keys = [("p1", f"b{b}") for b in range(4) if t >= b]  # battle b starts at turn b
+        if t == 6:  # b2's last choice was refused: its turn is forgotten, a new request comes
+            for p in (cached, plain):
+                p.drop_last(("p1", "b2"))
+        for k in keys:
+            obs = _obs(rng)
+            for p in (cached, plain):
+                p.observe(k, obs, rqid=t + 1)
+            if k[1] == "b1" and t % 3 == 0:  # a retry of the same request
+                obs = _obs(rng)
+                for p in (cached, plain):
+                    p.observe(k, obs, rqid=t + 1)
+        for p in (cached, plain):
+            p._encode_new_turns([p._histories[k] for k in keys])
+        a = cached.logits([cached._histories[k] for k in keys])
+        b = plain.logits([plain._histories[k] for k in keys])
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert steps["n"] == 8  # turns 0-7; from turn 8 battle b0 slides past the context
