@@ -47,8 +47,11 @@ class _History:
     kv: torch.Tensor | None = None
     kv_len: int = 0
 
-    def truncate(self) -> None:
-        """After the last turn was removed: the cache no longer covers it."""
+    def pop_last(self) -> None:
+        """Forget the last turn (the cache no longer covers it either)."""
+        self.num.pop()
+        self.cat.pop()
+        self.turns.pop()
         self.kv_len = min(self.kv_len, len(self.turns))
 
 
@@ -93,10 +96,7 @@ class Policy:
     def observe(self, key: tuple[str, str], obs: Observation, rqid: Any) -> None:
         h = self._histories.setdefault(key, _History())
         if h.num and rqid is not None and rqid == h.rqid:  # a retry of the same request
-            h.num.pop()
-            h.cat.pop()
-            h.turns.pop()
-            h.truncate()
+            h.pop_last()
             h.retries += 1
         else:
             h.steps += 1
@@ -113,10 +113,7 @@ class Policy:
         """Remove the last turn of a battle's history (its choice was refused as unavailable)."""
         h = self._histories.get(key)
         if h is not None and h.num:
-            h.num.pop()
-            h.cat.pop()
-            h.turns.pop()
-            h.truncate()
+            h.pop_last()
             h.rqid = None
 
     def forget(self, key: tuple[str, str]) -> None:
