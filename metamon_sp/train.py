@@ -11,6 +11,7 @@ the same batch drives the damping controller.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -27,7 +28,7 @@ from metamon_sp import atomic
 from metamon_sp.checkpoint import (CheckpointError, CheckpointMeta, load_checkpoint,
                                    load_train_state, optimizer_state, read_meta,
                                    restore_optimizer, save_checkpoint)
-from metamon_sp.config import Config, TrainConfig
+from metamon_sp.config import Config, ConfigError, TrainConfig
 from metamon_sp.damping import (DampingController, DampingState, EntropyCollapseDetector,
                                 controller_checks)
 from metamon_sp.model import PolicyModel, masked_logits
@@ -47,6 +48,32 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"train.device={name} but no CUDA device is visible; use train.device=cpu.")
     return torch.device(name)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    if precision != "fp32" and device.type != "cuda":
+        raise ConfigError(f"train.precision={precision} needs a CUDA device, but training runs on "
+                          f"{device}: set train.precision=fp32, or train.device=cuda on a machine "
+                          "with a GPU.")
+
+
+@contextlib.contextmanager
+def tf32_matmuls(enabled: bool):
+    """TF32 matrix products inside the block (torch's switches are global: restored after)."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if enabled:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast for a forward pass under `precision=bf16` (fp32 weights and grads)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 KL_MEASURE_EVERY = 10
@@ -204,6 +231,7 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_DIR
     device = resolve_device(tc.device)
+    check_precision(tc.precision, device)
     # Always set: playing a checkpoint earlier in this process set torch to `policy.threads`.
     torch.set_num_threads(tc.threads or threads_before_play())
     torch.manual_seed(cfg.seed)
@@ -240,6 +268,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     recent: list[dict[str, float]] = []
     bar = _progress(tc.progress, steps, start)
     t0 = time.monotonic()
+    arithmetic = contextlib.ExitStack()
+    arithmetic.enter_context(tf32_matmuls(tc.precision == "tf32"))
     try:
         for step in range(start, steps):
             batch = data.sample(tc.batch_size, mc.context, rng).to(device)
@@ -250,14 +280,17 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             # KL(π_after ‖ π_before) and KL(π ‖ π_ref) each cost a forward pass: every step when
             # the controller steers by them, else every KL_MEASURE_EVERY steps, for the curves
             measured = (dc.adaptive or (step + 1) % KL_MEASURE_EVERY == 0 or step + 1 == steps)
-            out = forward(model, ref if kl_coef > 0 or measured else None, batch, tc, gammas,
-                          kl_coef, ent_coef)
+            with autocast(tc.precision, device):
+                out = forward(model, ref if kl_coef > 0 or measured else None, batch, tc, gammas,
+                              kl_coef, ent_coef)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()
             opt.step()
             model.update_targets(tc.tau)
-            kl_step = step_kl(model, batch, out.logp, dc.kl_measure_windows) if measured else None
+            with autocast(tc.precision, device):
+                kl_step = (step_kl(model, batch, out.logp, dc.kl_measure_windows) if measured
+                           else None)
             action = controller.update(kl_step, step) if kl_step is not None else "off"
             already_fired = detector.fired_at is not None
             collapse = detector.update(out.metrics["train/entropy"], step + 1)
@@ -296,6 +329,7 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
                             metadata={"generation": generation, "step": steps,
                                       "config_hash": cfg.hash(), **meta.metrics})
     finally:
+        arithmetic.close()
         logger.close()
         if bar is not None:
             bar.close()
@@ -305,6 +339,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
                "decisions_in_data": data.n_steps, "trajectories": data.n_trajectories,
                "parameters": model.n_params(), "device": str(device), **meta.metrics,
                "entropy_collapse_at": detector.fired_at}
+    if device.type == "cuda":
+        summary["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     if dc.adaptive:
         summary["damping_checks"] = controller_checks(read_metrics(out_dir / METRICS), dc)
     atomic.write_json(out_dir / SUMMARY, summary)

@@ -76,3 +76,14 @@ def test_group_choices_come_from_the_conf_folder():
     assert "binary" in config_choices("reward")
     with pytest.raises(ConfigError, match="nonexistent"):
         config_choices("nonexistent")
+
+
+def test_a_knob_added_later_leaves_old_runs_folders_alone_at_its_default():
+    # runs made before train.precision existed keep their hash while it stays at fp32
+    from metamon_sp.config import _digest, _without, EVAL_KEYS, RUN_KEYS, SPEED_KEYS
+    cfg = load_config()
+    old = _without(cfg.to_dict(), (*RUN_KEYS, *EVAL_KEYS, *SPEED_KEYS, "train.precision"))
+    assert cfg.hash() == _digest(old)
+    assert load_config(["train.precision=bf16"]).hash() != cfg.hash()
+    with pytest.raises(ConfigError, match=r"train\.precision"):
+        load_config(["train.precision=fp16"])

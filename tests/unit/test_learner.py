@@ -11,7 +11,7 @@ import torch
 
 from metamon_sp import train as train_mod
 from metamon_sp.checkpoint import load_checkpoint
-from metamon_sp.config import load_config
+from metamon_sp.config import ConfigError, load_config
 from metamon_sp.model import PolicyModel
 from metamon_sp.rewards import REWARDS
 from metamon_sp.tracking import read_metrics
@@ -155,3 +155,26 @@ def test_the_controller_scales_the_actors_learning_rate_only(data, tmp_path):
         assert r["train/lr_actor"] == pytest.approx(r["train/lr"] * r["damping/lr_scale"])
     checks = json.loads((tmp_path / "run" / "train_summary.json").read_text())["damping_checks"]
     assert checks["steps"] == 35 and 0 <= checks["in_band_frac"] <= 1
+
+
+def test_reduced_precision_on_a_cpu_fails_before_anything_is_written(data, tmp_path):
+    cfg = load_config(FAST + ["train.steps=3", "train.device=cpu", "train.precision=bf16"])
+    with pytest.raises(ConfigError, match=r"train\.precision=bf16 needs a CUDA device.*"
+                                          r"train\.precision=fp32"):
+        train(cfg, [data], tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_reduced_precision_trains_on_cuda_and_restores_torchs_switches(data, tmp_path, precision):
+    before = torch.backends.cuda.matmul.allow_tf32
+    cfg = load_config(FAST + ["train.steps=100", "train.device=cuda", "train.lr=1e-3",
+                              "train.actor_filter=none", f"train.precision={precision}"])
+    train(cfg, [data], tmp_path / "run")
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert all(np.isfinite(r["train/critic_loss"]) for r in rows)
+    assert _mean(rows, "train/bc_loss", slice(-20, None)) < _mean(rows, "train/bc_loss", slice(0, 20))
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+    summary = json.loads((tmp_path / "run" / train_mod.SUMMARY).read_text())
+    assert summary["device"].startswith("cuda") and summary["peak_gpu_mem_gb"] > 0
