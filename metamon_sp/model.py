@@ -136,11 +136,16 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
 
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Queries, keys and values (B, H, T, dh) of `x` (B, T, D)."""
+        B, T, D = x.shape
+        return tuple(t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2)
+                     for t in self.qkv(x).split(D, dim=-1))
+
     def forward(self, x: torch.Tensor, kv: torch.Tensor | None = None) -> torch.Tensor:
         """`kv` (B, 2, H, T', dh), T' >= T: where to also put the keys and values (for `step`)."""
         B, T, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=-1)
-        q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        q, k, v = self._heads(x)
         if kv is not None:
             kv[:, 0, :, :T], kv[:, 1, :, :T] = k, v
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
@@ -151,8 +156,7 @@ class CausalSelfAttention(nn.Module):
         """One new turn per row (B, 1, D) at position `pos` (B,), attending to the keys and
         values cached in `kv` (B, 2, H, T', dh) before it; its own are written there too."""
         B, _, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=-1)
-        q, k, v = (t.view(B, 1, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        q, k, v = self._heads(x)
         rows = torch.arange(B, device=x.device)
         kv[rows, 0, :, pos], kv[rows, 1, :, pos] = k[:, :, 0], v[:, :, 0]
         seen = torch.arange(kv.shape[3], device=x.device)[None, :] <= pos[:, None]  # (B, T')

@@ -55,6 +55,13 @@ class _History:
         self.kv_len = min(self.kv_len, len(self.turns))
 
 
+def _keep_kv(hs: list[_History], kv: torch.Tensor, lengths: list[int]) -> None:
+    """Each history keeps its row of the batch's keys and values: a copy, since a view would
+    keep the whole batch alive."""
+    for i, h in enumerate(hs):
+        h.kv, h.kv_len = kv[i].clone(), lengths[i]
+
+
 def decision_uniforms(seed: int, key: tuple[str, str], step: int, retry: int = 0) -> np.ndarray:
     """Three uniforms in [0, 1) for one decision: (explore?, which legal action if so, sample)."""
     digest = hashlib.blake2b(f"{seed}|{key[0]}|{key[1]}|{step}|{retry}".encode(),
@@ -173,8 +180,7 @@ class Policy:
             kv = torch.stack([empty if h.kv is None else h.kv for h in hs])
             pos = torch.tensor(lengths, device=self.device) - 1
             context = body.contextualize_step(torch.stack([h.turns[-1] for h in hs]), kv, pos)
-            for i, h in enumerate(hs):  # copies: a view would keep the whole batch alive
-                h.kv, h.kv_len = kv[i].clone(), lengths[i]
+            _keep_kv(hs, kv, lengths)
             return self.model.actor(Encoding((context, actions)))
         T = max(lengths)
         turns = torch.zeros(B, T, self.model.cfg.d_model, device=self.device)
@@ -183,8 +189,7 @@ class Policy:
         kv = torch.zeros(B, *body.kv_shape(), device=self.device) if self.kv_cache else None
         context = body.contextualize(turns, kv)                           # (B, T, d)
         if kv is not None:
-            for i, h in enumerate(hs):
-                h.kv, h.kv_len = kv[i].clone(), lengths[i]
+            _keep_kv(hs, kv, lengths)
         last = torch.tensor(lengths, device=self.device) - 1
         return self.model.actor(Encoding((context[torch.arange(B), last], actions)))
 
