@@ -180,7 +180,8 @@ def plot_training(d: dict[str, Any], path: Path) -> None:
                                fontsize=9)
         axes.flat[3].set_title("learning rate (dashed: the actor's, as the controller set it)",
                                fontsize=9)
-    axes.flat[0].legend(fontsize=7)
+    if axes.flat[0].get_legend_handles_labels()[0]:  # a one-generation run labels nothing
+        axes.flat[0].legend(fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("optimizer step (all generations)")
     fig.tight_layout()
