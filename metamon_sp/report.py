@@ -110,8 +110,7 @@ def plot_deltas(d: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("generation")
     ax.set_ylabel("Elo difference (paired 95% interval)")
     ax.set_title("Paired Elo differences by generation")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -136,8 +135,7 @@ def plot_winrates(d: dict[str, Any], path: Path, opponents: list[str], title: st
     ax.set_xlabel("generation")
     ax.set_ylabel("win rate (95% Wilson interval)")
     ax.set_title(title)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -180,13 +178,19 @@ def plot_training(d: dict[str, Any], path: Path) -> None:
                                fontsize=9)
         axes.flat[3].set_title("learning rate (dashed: the actor's, as the controller set it)",
                                fontsize=9)
-    if axes.flat[0].get_legend_handles_labels()[0]:  # a one-generation run labels nothing
-        axes.flat[0].legend(fontsize=7)
+    _legend(axes.flat[0], fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("optimizer step (all generations)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _legend(ax: Any, fontsize: int) -> None:
+    """A legend where something is labelled (a one-generation run labels nothing, and
+    matplotlib warns on an empty legend)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize)
 
 
 def _pct(x: Any) -> str:
