@@ -52,29 +52,42 @@ class Side(NamedTuple):
 
 def side_of(mon: Pokemon, known_stats: bool) -> Side:
     """Own Pokémon: the request's stats. Opponent's: estimates from base stats."""
+    # Built ~5 times per decision: no generators, and enum members are read by `_name_` and
+    # tested for membership only in non-empty dicts (an Enum's hash runs in Python).
     boosts, status, st = mon.boosts, mon.status, mon.stats
     if known_stats and st.get("atk"):
-        atk, de, spa, spe = (float(st.get(k) or 0) for k in _STATS)
+        atk, de = float(st.get("atk") or 0), float(st.get("def") or 0)
+        spa, spe = float(st.get("spa") or 0), float(st.get("spe") or 0)
         max_hp = float(mon.max_hp or 1)
         hp = float(mon.current_hp or 0) if mon.max_hp else mon.current_hp_fraction * max_hp
     else:
         b = mon.base_stats  # a transformed Pokémon's are its target's
-        atk, de, spa, spe = (estimated_stat(b.get(k, 0)) for k in _STATS)
+        atk, de = estimated_stat(b.get("atk", 0)), estimated_stat(b.get("def", 0))
+        spa, spe = estimated_stat(b.get("spa", 0)), estimated_stat(b.get("spe", 0))
         max_hp = estimated_stat(b.get("hp", 0), hp=True)
         hp = mon.current_hp_fraction * max_hp
-    atk = atk * boost_multiplier(boosts.get("atk", 0))
-    if status == Status.BRN:
+    atk = atk * _BOOST[boosts.get("atk", 0)]
+    if status is Status.BRN:
         atk /= 2
-    speed = spe * boost_multiplier(boosts.get("spe", 0))
-    if status == Status.PAR:
+    speed = spe * _BOOST[boosts.get("spe", 0)]
+    if status is Status.PAR:
         speed /= 4
-    return Side(tuple(t.name for t in mon.types if t is not None), atk,
-                de * boost_multiplier(boosts.get("def", 0)),
-                spa * boost_multiplier(boosts.get("spa", 0)), speed, hp, max_hp,
-                status == Status.SLP, Effect.REFLECT in mon.effects)
+    t1, t2 = mon.type_1, mon.type_2
+    types = (() if t1 is None else (t1._name_,)) + (() if t2 is None else (t2._name_,))
+    effects = mon.effects
+    return Side(types, atk, de * _BOOST[boosts.get("def", 0)],
+                spa * _BOOST[boosts.get("spa", 0)], speed, hp, max_hp,
+                status is Status.SLP, bool(effects) and Effect.REFLECT in effects)
 
 
-_STATS = ("atk", "def", "spa", "spe")
+class _Multipliers(dict):
+    """Stage -> multiplier, looked up at C speed for the stages Showdown allows (-6..6)."""
+
+    def __missing__(self, stage: int) -> float:
+        return boost_multiplier(stage)
+
+
+_BOOST = _Multipliers({stage: boost_multiplier(stage) for stage in range(-6, 7)})
 
 
 @lru_cache(maxsize=4096)

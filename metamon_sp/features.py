@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -38,6 +39,9 @@ VOLATILES = (Effect.CONFUSION, Effect.SUBSTITUTE, Effect.REFLECT,
              Effect.LEECH_SEED, Effect.FOCUS_ENERGY, Effect.MIST, Effect.DISABLE)
 _STATUS_ID = {Status.BRN: 1, Status.FRZ: 2, Status.PAR: 3, Status.PSN: 4, Status.SLP: 5,
               Status.TOX: 6, Status.FNT: 7}
+# Keyed by name: an Enum member's hash runs in Python, a string's is cached.
+_STATUS_ID_BY_NAME = {s._name_: i for s, i in _STATUS_ID.items()}
+_NO_VOLATILES = [0.0] * len(VOLATILES)
 
 # Per own slot, against the opponent's active Pokémon (see `damage`): the best share of its HP
 # one of our moves takes, the best share of ours one of its (revealed or typical) moves takes,
@@ -215,7 +219,7 @@ def _move_outcomes(battle: Battle) -> dict[str, tuple[str, bool]]:
         kind = ev[1]
         if kind == "move":
             current = "own" if ev[2].startswith(role) else "opp"
-            move_id = "".join(c for c in ev[3].lower() if c.isalnum())
+            move_id = _to_id(ev[3])
             missed = any(e in ("[miss]", "[still]", "[notarget]") for e in ev[4:])
             result[current] = (move_id, not missed)
         elif kind in ("-miss", "-fail", "-immune") and current in result:
@@ -223,9 +227,15 @@ def _move_outcomes(battle: Battle) -> dict[str, tuple[str, bool]]:
     return result
 
 
+@lru_cache(maxsize=1 << 12)
+def _to_id(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
 # --------------------------------------------------------------------------------- featurizing
 def _status_id(mon: Pokemon) -> int:
-    return _STATUS_ID.get(mon.status, 0) if mon.status else 0
+    status = mon.status
+    return _STATUS_ID_BY_NAME.get(status._name_, 0) if status else 0
 
 
 def _move_ids(mon: Pokemon) -> tuple[int, ...]:
@@ -245,16 +255,24 @@ def _damaging(moves: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _facts(battle: Battle) -> list[float]:
-    own = list(battle.team.values())
+    own_hp, own_status, own_fainted = _side_facts(battle.team.values())
     opp = list(battle.opponent_team.values())
-    unseen = max(0, N_SLOTS - len(opp))
-    alive_status = lambda mons: sum(1 for m in mons if m.status and m.status != Status.FNT)  # noqa: E731
-    return [
-        sum(m.current_hp_fraction for m in own),
-        sum(m.current_hp_fraction for m in opp) + unseen,
-        alive_status(own), alive_status(opp),
-        sum(1 for m in own if m.fainted), sum(1 for m in opp if m.fainted),
-    ]
+    opp_hp, opp_status, opp_fainted = _side_facts(opp)
+    return [own_hp, opp_hp + max(0, N_SLOTS - len(opp)), own_status, opp_status,
+            own_fainted, opp_fainted]
+
+
+def _side_facts(mons: Any) -> tuple[float, int, int]:
+    """Summed HP fraction, Pokémon alive with a status, Pokémon fainted."""
+    hp, statused, fainted = 0, 0, 0
+    for m in mons:
+        hp += m.current_hp_fraction
+        status = m.status
+        if status is Status.FNT:
+            fainted += 1
+        elif status:
+            statused += 1
+    return hp, statused, fainted
 
 
 def _matchups(own: list[Pokemon], opp_active: Pokemon | None, them: damage.Side | None,
@@ -263,7 +281,7 @@ def _matchups(own: list[Pokemon], opp_active: Pokemon | None, them: damage.Side 
     `active`, when the caller has it already)."""
     out: list[float] = []
     threats = tuple(damage.threat_moves(opp_active)) if opp_active is not None else ()
-    opp_types = tuple(dex.TYPE_VOCAB.get(t.name, 0) for t in opp_active.types if t is not None) \
+    opp_types = tuple(dex.TYPE_VOCAB.get(t._name_, 0) for t in opp_active.types if t is not None) \
         if opp_active is not None else ()
     for i in range(N_SLOTS):
         if i >= len(own) or own[i].fainted or them is None:
@@ -333,7 +351,7 @@ def featurize(battle: Battle) -> Observation:
         boosts = mon.boosts if mon is not None else {}
         effects = mon.effects if mon is not None else {}
         num += [boosts.get(b, 0) / 6.0 for b in BOOSTS]
-        num += [float(e in effects) for e in VOLATILES]
+        num += [float(e in effects) for e in VOLATILES] if effects else _NO_VOLATILES
     for i in range(N_SLOTS):
         if i < len(opp):
             m = opp[i]
@@ -357,7 +375,7 @@ def featurize(battle: Battle) -> Observation:
             ko = me is not None and them is not None and them.hp > 0 and \
                 damage.move_damage(s.get("id", ""), me, them, roll=damage.MIN_ROLL) >= them.hp
             num += [info.power, info.accuracy, (s.get("pp", maxpp) / maxpp) if maxpp else 1.0,
-                    info.priority, float(np.log2(mult)) / 2.0 if mult > 0 else 0.0,
+                    info.priority, math.log2(mult) / 2.0 if mult > 0 else 0.0,
                     float(mult == 0), float(info.type != 0 and info.type in own_types),
                     float(info.is_status), float(info.heals), float(_slot_legal(s)),
                     damage.hp_share(dmg, them) if them else 0.0, float(ko)]
