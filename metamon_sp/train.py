@@ -187,6 +187,9 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
         "train/entropy": entropy.item(), "train/q_mean": _masked_mean(q_taken.mean(dim=(2, 3)),
                                                                       valid).item(),
         "train/adv_positive_frac": _masked_mean((adv > 0).float(), valid).item(),
+        # the scale `train.exp_beta` divides, and how much the filter keeps on average
+        "train/adv_abs_mean": _masked_mean(adv.abs(), valid).item(),
+        "train/actor_weight_mean": _masked_mean(weight, valid).item(),
         "train/explored_frac": _masked_mean(batch.explored.float(), valid).item(),
         "train/explored_cloned_frac": _masked_mean((weight > 0).float(),
                                                    batch.explored.float()).item(),
@@ -357,7 +360,8 @@ def _progress(enabled: bool, total: int, initial: int):
 
 def _summary(recent: list[dict[str, float]]) -> dict[str, float]:
     keys = ("train/actor_loss", "train/critic_loss", "train/bc_loss", "train/entropy",
-            "damping/kl_ref", "damping/kl_step")
+            "damping/kl_ref", "damping/kl_step", "train/adv_positive_frac", "train/adv_abs_mean",
+            "train/actor_weight_mean")
     return {k: round(float(np.mean(vals)), 6) for k in keys
             if (vals := [m[k] for m in recent if k in m])}
 
