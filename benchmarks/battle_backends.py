@@ -7,7 +7,7 @@ top entries on the direct backend.
 
 Each workload runs on the websocket server at concurrency 10 (the default before the direct
 backend), and on the direct backend at concurrency 10 and 32, with one and two instances
-(processes). Every configuration runs in a fresh process, and the configurations are
+(processes), and with one instance feeding two simulator processes (`collect.simulators=2`). Every configuration runs in a fresh process, and the configurations are
 interleaved `--repeats` times (this machine's speed drifts by ±30% over minutes): the table
 shows each one's median. The profile comes from one more, untimed run.
 The ceiling is Showdown's own BattleStream with its RandomPlayerAI on both sides, in one Node
@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concurrency: int,
-            profile: bool = False) -> dict:
+            profile: bool = False, simulators: int = 1) -> dict:
     import resource
 
     from metamon_sp.collect import collect
@@ -38,7 +38,8 @@ def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concur
 
     cfg = load_config([f"collect.p1={p1}", f"collect.p2={p2}", f"collect.battles={battles}",
                        f"collect.backend={backend}", f"collect.parallel_instances={instances}",
-                       f"collect.concurrency={concurrency}", "policy.batched=true"])
+                       f"collect.concurrency={concurrency}", f"collect.simulators={simulators}",
+                       "policy.batched=true"])
     prof = None
     if profile:  # poke-env's handlers run on its own loop thread: profile that thread
         import cProfile
@@ -66,7 +67,7 @@ def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concur
     dec = sum(p.decisions for p in _POLICIES.values())
     return {"p1": "policy" if p1.startswith("checkpoint:") else p1,
             "p2": "self" if p2 == "self" else p2, "backend": backend, "instances": instances,
-            "concurrency": concurrency,
+            "concurrency": concurrency, "simulators": simulators,
             "battles": s["battles"], "battles_per_s": s["battles_per_s"],
             "decisions_per_s": round(s["decisions"] / s["play_seconds"], 1),
             "decisions_per_battle": round(s["decisions"] / s["battles"], 1),
@@ -92,7 +93,8 @@ def ceiling(battles: int, processes: int) -> dict:
     finally:
         os.unlink(f.name)
     return {"p1": "sim alone (random)", "p2": "random", "backend": "node only",
-            "instances": processes, "concurrency": 10, "battles": sum(o["battles"] for o in outs),
+            "instances": processes, "concurrency": 10, "simulators": processes,
+            "battles": sum(o["battles"] for o in outs),
             "battles_per_s": round(sum(o["battles_per_s"] for o in outs), 3),
             "decisions_per_s": round(sum(o["decisions_per_s"] for o in outs), 1),
             "decisions_per_battle": round(sum(o["decisions"] for o in outs)
@@ -116,7 +118,7 @@ def fresh_checkpoint(folder: Path) -> Path:
     return save_checkpoint(folder / "fresh-tiny", PolicyModel(mc), CheckpointMeta(model=asdict(mc)))
 
 
-COLS = ("p1", "p2", "backend", "instances", "concurrency", "battles_per_s", "decisions_per_s",
+COLS = ("p1", "p2", "backend", "instances", "concurrency", "simulators", "battles_per_s", "decisions_per_s",
         "decisions_per_battle", "mean_batch", "python_peak_rss_mb", "backend_peak_rss_mb")
 
 
@@ -127,29 +129,31 @@ def main() -> None:
     ap.add_argument("--battles", type=int, default=100, help="battles per configuration")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=10, help=argparse.SUPPRESS)
+    ap.add_argument("--simulators", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         p1, p2, backend, inst, n, prof = args.one
         print(json.dumps(run_one(p1, p2, backend, int(inst), int(n), args.concurrency,
-                                 prof == "1")))
+                                 prof == "1", args.simulators)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         spec = f"checkpoint:{args.checkpoint or fresh_checkpoint(Path(tmp))}"
         configs = []
         for p1, p2 in (("random", "random"), ("simple_heuristics", "random"), (spec, "self")):
-            configs += [(p1, p2, "showdown", 1, 10), (p1, p2, "direct", 1, 10),
-                        (p1, p2, "direct", 1, 32), (p1, p2, "direct", 2, 32)]
+            configs += [(p1, p2, "showdown", 1, 10, 1), (p1, p2, "direct", 1, 10, 1),
+                        (p1, p2, "direct", 1, 32, 1), (p1, p2, "direct", 2, 32, 1),
+                        (p1, p2, "direct", 1, 32, 2)]
         results: dict[tuple, list[dict]] = {c: [] for c in configs}
         ceilings: dict[int, list[dict]] = {1: [], 2: []}
-        profiled = [c for c in configs if c[2:] == ("direct", 1, 32)]
+        profiled = [c for c in configs if c[2:] == ("direct", 1, 32, 1)]
         for rep in range(args.repeats + 1):  # the last round only profiles (untimed)
             for c in configs if rep < args.repeats else profiled:
                 profile = rep == args.repeats
                 t0 = time.monotonic()
                 proc = subprocess.run([sys.executable, __file__, "--concurrency",
-                                       str(c[4]), "--one", c[0], c[1], c[2],
+                                       str(c[4]), "--simulators", str(c[5]), "--one", c[0], c[1], c[2],
                                        str(c[3]), str(args.battles), "1" if profile else "0"],
                                       capture_output=True, text=True)
                 if proc.returncode != 0:

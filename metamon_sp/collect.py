@@ -35,7 +35,8 @@ from metamon_sp import atomic
 from metamon_sp.config import Config
 from metamon_sp.players import build_player, check_player_spec
 from metamon_sp.showdown import OnDemandServer, ShowdownServer
-from metamon_sp.showdown.direct import BattleSim, DirectMatch, OnDemandSim, SimDied
+from metamon_sp.showdown.direct import (BattleSim, DirectMatch, OnDemandSim, OnDemandSimPool,
+                                        SimDied, SimPool)
 from metamon_sp.teams import (TeamSampler, TeamSequence, load_team_set, team_index,
                               validate_team_set)
 from metamon_sp.trajectories import MANIFEST, ShardWriter, Trajectory, write_manifest
@@ -59,14 +60,18 @@ class ServerDied(RuntimeError):
     """The server, or a player's connection to it, is gone: restart it and resume."""
 
 
-Backend = ShowdownServer | BattleSim
-"""Where an instance's battles run: a Showdown server, or the direct simulator."""
+Backend = ShowdownServer | BattleSim | SimPool
+"""Where an instance's battles run: a Showdown server, or the direct simulator (one process or
+several)."""
+DIRECT = (BattleSim, SimPool)
 
 
 def open_backend(cfg: Config, log_dir: Path | str, suffix: str = "") -> Backend:
     """`collect.backend`'s host for battles, started on first use (see `with`)."""
     log_dir = Path(log_dir)
     if cfg.collect.backend == "direct":
+        if cfg.collect.simulators > 1:
+            return OnDemandSimPool(log_dir / f"sim{suffix}.log", cfg.collect.simulators)
         return OnDemandSim(log_dir / f"sim{suffix}.log")
     return OnDemandServer(log_dir / f"showdown{suffix}.log")
 
@@ -170,7 +175,7 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
         await _stop([p1, p2])
 
 
-def _play_direct(sim: BattleSim, cfg: Config, n: int, book: BattleBook,
+def _play_direct(sim: BattleSim | SimPool, cfg: Config, n: int, book: BattleBook,
                  flush: Callable[[list[list[Trajectory]]], None], samplers: list[Teambuilder],
                  names: dict[str, str], generation: int, session: str, first_index: int) -> None:
     """`_play` on the direct backend: battle k of `session` is seeded from the run seed."""
@@ -288,13 +293,13 @@ def _run_matchup(cfg: Config, out_dir: Path | str, instance: int, prefix: str, n
     own = open_backend(cfg, out_dir / "logs", f"-i{instance:02d}") if server is None else None
     stream = f"g{generation}i{instance}x{zlib.crc32(prefix.encode()):08x}"
     with own or nullcontext(server) as server:
-        if isinstance(server, BattleSim):
+        if isinstance(server, DIRECT):
             server.ensure_started()
         t0 = time.monotonic()  # play time: the server's start is not part of the rate
         while written < n_battles:
             book = BattleBook(c.record)
             try:
-                if isinstance(server, BattleSim):
+                if isinstance(server, DIRECT):
                     # battle k of a stream is seeded by (seed, stream, k): a fresh collection
                     # replays the same battles, a resumed one goes on where the data stops
                     session = f"{stream}r{server.restarts}"

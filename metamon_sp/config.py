@@ -24,7 +24,8 @@ RUN_KEYS = ("generations", "run_name", "runs_dir", "logger", "wandb_mode", "runn
             "dask_address", "study")
 EVAL_KEYS = ("eval", "elo")
 """Only change how a run is measured: a change re-evaluates in place, never retrains."""
-SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "train.progress",
+SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.simulators",
+              "train.progress",
               "train.threads", "train.checkpoint_every", "policy.threads")
 """Only change how fast, how often or how visibly the same results are made."""
 HASH_OMITTED_AT = {"train.precision": "fp32"}
@@ -56,6 +57,10 @@ class CollectConfig:
     """Battles in flight at once per instance."""
     parallel_instances: int = 1
     """Independent shards, each with its own Showdown server and players (one process each)."""
+    simulators: int = 1
+    """Simulator processes per instance on the direct backend (battles go to the least busy):
+    one Python process then plays while a simulator works. Battles are seeded on their own, so
+    the data does not depend on it. The showdown backend takes 1 only."""
     p1: str = "simple_heuristics"
     """Player on side 1: random, max_base_power, simple_heuristics, or checkpoint:PATH."""
     p2: str = "random"
@@ -81,6 +86,10 @@ class CollectConfig:
         _check(1 <= self.concurrency <= 256, "collect.concurrency", self.concurrency, "in [1, 256]")
         _check(1 <= self.parallel_instances <= 64, "collect.parallel_instances",
                self.parallel_instances, "in [1, 64]")
+        _check(1 <= self.simulators <= 16, "collect.simulators", self.simulators, "in [1, 16]")
+        _check(self.simulators == 1 or self.backend == "direct", "collect.simulators",
+               self.simulators, "1 with collect.backend=showdown (several are a direct-backend "
+               "feature)")
         _check(self.record in RECORD_CHOICES, "collect.record", self.record,
                f"one of {', '.join(RECORD_CHOICES)}")
         _check(self.backend in BACKEND_CHOICES, "collect.backend", self.backend,

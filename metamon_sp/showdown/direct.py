@@ -1,7 +1,8 @@
 """The direct battle backend: the simulator in a Node process, no server, no websockets.
 
 `BattleSim` runs `battle_pool.js`, which plays many battles at once over stdin/stdout.
-`DirectMatch` plays two poke-env players against each other through it: the protocol text each
+`SimPool` spreads battles over several such processes behind the same interface.
+`DirectMatch` plays two poke-env players against each other through either: the protocol text each
 player would receive from a server's battle room is fed to its own message handler, and what a
 player sends (`/choose …`, `/leave …`, `/forfeit`) is routed back to the simulator. Battle-state
 tracking, featurizer and recording are therefore the very code of live play on a server.
@@ -54,7 +55,18 @@ def battle_seed(*parts: Any) -> str:
     return f"sodium,{digest[:32]}"
 
 
-class BattleSim:
+class _Started:
+    """`with` starts it and stops it."""
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class BattleSim(_Started):
     """One `battle_pool.js` process; its stderr is appended to `log_path`.
 
     Its stdin is a pipe only we hold: when this process dies, however it dies, the simulator
@@ -160,13 +172,6 @@ class BattleSim:
     def peak_rss_bytes(self) -> int | None:
         return peak_rss_bytes(self._proc.pid) if self.alive() else None
 
-    def __enter__(self) -> "BattleSim":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------------- traffic
     def listen(self, on_rows: Callable[[list[list[str]] | None], None] | None) -> None:
         """Deliver the simulator's output rows to `on_rows` on POKE_LOOP (None: it exited)."""
@@ -234,12 +239,95 @@ class OnDemandSim(BattleSim):
         return self
 
 
+class SimPool(_Started):
+    """Several simulator processes behind one `BattleSim`'s interface: each battle is placed on
+    the process with the fewest battles in flight, and every command about it goes there.
+
+    One Python process feeding one simulator waits on it whenever the simulator plays the turns
+    just sent (a batched policy answers many battles at once, then has nothing to do until they
+    come back); with two, one plays while the other's choices are computed. Battles are seeded
+    on their own, so which process plays one does not change it. A death of any process loses
+    the battles in flight on all of them (`restart` restarts all), like a single simulator's."""
+
+    def __init__(self, log_path: Path | str, n: int, sim_type: type[BattleSim] = BattleSim):
+        if n < 1:
+            raise ValueError(f"a simulator pool needs at least one process, not {n}")
+        self.log_path = Path(log_path)
+        stem, suffix = self.log_path.stem, self.log_path.suffix
+        self.sims = [sim_type(self.log_path.with_name(f"{stem}-s{j}{suffix}") if n > 1
+                              else self.log_path) for j in range(n)]
+        self.restarts = 0
+        self._where: dict[str, BattleSim] = {}    # battle tag -> the process playing it
+        self._load = {id(sim): 0 for sim in self.sims}
+
+    # ----------------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        for sim in self.sims:
+            sim.start()
+        self._reset()
+
+    def ensure_started(self) -> None:
+        if any(sim.pid is None for sim in self.sims):
+            self.start()
+
+    def alive(self) -> bool:
+        return all(sim.alive() for sim in self.sims)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        for sim in self.sims:
+            sim.stop(timeout_s)
+        self._reset()
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        log.warning("Restarting the battle simulators (restart #%d)", self.restarts)
+        self.start()
+
+    def _reset(self) -> None:
+        self._where.clear()
+        self._load = {id(sim): 0 for sim in self.sims}
+
+    @property
+    def pid(self) -> int | None:
+        return self.sims[0].pid
+
+    def peak_rss_bytes(self) -> int | None:
+        """The largest process's peak (each process holds its own battles)."""
+        peaks = [p for sim in self.sims if (p := sim.peak_rss_bytes()) is not None]
+        return max(peaks) if peaks else None
+
+    # ------------------------------------------------------------------------- traffic
+    def listen(self, on_rows: Callable[[list[list[str]] | None], None] | None) -> None:
+        for sim in self.sims:
+            sim.listen(on_rows)
+
+    def send(self, command: dict[str, Any]) -> None:
+        tag = command.get("id")
+        if command.get("t") == "start":
+            sim = min(self.sims, key=lambda s: self._load[id(s)])
+            self._where[tag] = sim
+            self._load[id(sim)] += 1
+        else:
+            sim = self._where.get(tag, self.sims[0])
+            if command.get("t") == "close" and self._where.pop(tag, None) is not None:
+                self._load[id(sim)] -= 1
+        sim.send(command)
+
+
+class OnDemandSimPool(SimPool):
+    """A pool that starts when first used (see `OnDemandSim`)."""
+
+    def __enter__(self) -> "OnDemandSimPool":
+        return self
+
+
 class DirectMatch:
     """`n_battles` battles between two poke-env players (built with `start_listening=False`)
     on a `BattleSim`, at most `concurrency` at a time. Battle k is seeded with
     `battle_seed(seed, session, k)` and its tag is `battle-<format>-<session>n<k>`."""
 
-    def __init__(self, sim: BattleSim, p1: Any, p2: Any, n_battles: int, battle_format: str,
+    def __init__(self, sim: BattleSim | SimPool, p1: Any, p2: Any, n_battles: int, battle_format: str,
                  session: str, seed: int, concurrency: int, first_index: int = 0):
         if not session.isalnum():
             raise ValueError(f"session {session!r} must be alphanumeric (it is part of tags)")
@@ -344,6 +432,7 @@ class DirectMatch:
         if self._left.pop(tag, None) is None:
             return
         self.lost += 1
+        self.sim.send({"t": "close", "id": tag})  # harmless if the simulator dropped it already
         for player in self.players.values():
             battle = player._battles.pop(tag, None)
             if battle is not None and not battle.finished:

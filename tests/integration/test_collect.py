@@ -80,16 +80,19 @@ def test_rerun_resumes_and_another_config_is_refused(heuristic_vs_random):
         collect(load_config(["collect.battles=20", "seed=7"]), out, show_progress=False)
 
 
-@pytest.mark.parametrize("backend,log", [("direct", "sim"), ("showdown", "showdown")])
-def test_killed_server_mid_collection_still_yields_the_full_count(tmp_path, backend, log):
-    """A killed simulator or server loses only its battles in flight; collection completes."""
+@pytest.mark.parametrize("backend,log,sims", [("direct", "sim", 1), ("showdown", "showdown", 1),
+                                              ("direct", "sim-i00-s1", 2)])
+def test_killed_server_mid_collection_still_yields_the_full_count(tmp_path, backend, log, sims):
+    """A killed simulator or server (or one of an instance's simulators) loses only its battles
+    in flight; collection completes."""
     out = tmp_path / "data"
     cfg = load_config(["collect.battles=30", "collect.concurrency=5", "collect.shard_battles=5",
-                       "collect.p1=random", "collect.p2=random", f"collect.backend={backend}"])
+                       "collect.p1=random", "collect.p2=random", f"collect.backend={backend}",
+                       f"collect.simulators={sims}"])
     result: dict = {}
     worker = threading.Thread(target=lambda: result.update(collect(cfg, out, show_progress=False)))
     worker.start()
-    pid_file = out / "logs" / f"{log}-i00.pid"
+    pid_file = out / "logs" / (f"{log}.pid" if sims > 1 else f"{log}-i00.pid")
     deadline = time.monotonic() + 120
     while not list(out.glob("i00-*.parquet")) and time.monotonic() < deadline:
         time.sleep(0.1)

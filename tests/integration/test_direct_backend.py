@@ -71,6 +71,20 @@ def test_the_same_seed_replays_the_same_battles(tmp_path):
     assert data_hash(tmp_path / "c") != data_hash(tmp_path / "a")
 
 
+def test_two_simulators_play_the_same_battles_as_one(tmp_path):
+    """Battles spread over two simulator processes are the battles one process plays: each is
+    seeded on its own, whichever process runs it and whatever order its turns come back in."""
+    base = ["collect.battles=12", "collect.concurrency=6", "collect.shard_battles=4",
+            "collect.p1=simple_heuristics", "collect.p2=random", "seed=5"]
+    one = collect(load_config(base), tmp_path / "one", show_progress=False)
+    two = collect(load_config([*base, "collect.simulators=2"]), tmp_path / "two",
+                  show_progress=False)
+    assert one["battles"] == two["battles"] == 12
+    assert sorted(p.name for p in (tmp_path / "two" / "logs").glob("sim-i00-s*.log")) == [
+        "sim-i00-s0.log", "sim-i00-s1.log"]
+    assert data_hash(tmp_path / "one") == data_hash(tmp_path / "two")
+
+
 def _kinds(text: str) -> list[str]:
     server_only = {"j", "J", "l", "L", "t:", "raw", "c", "inactive", "inactiveoff", "title",
                    "init", "deinit", "expire", "uhtml", "uhtmlchange", "html", "tempnotify",
