@@ -47,7 +47,7 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
 
 def test_model_mismatch_is_a_clear_error(tmp_path):
     _, path = _saved(tmp_path)
-    with pytest.raises(CheckpointError, match=r"model\.d_model: checkpoint 64 vs config 192"):
+    with pytest.raises(CheckpointError, match=r"model\.d_model: checkpoint 96 vs config 192"):
         load_checkpoint(path, expected=load_config(["model=small"]).model)
 
 
