@@ -1,28 +1,28 @@
 """The simulator's pipes: commands never block poke-env's loop, and arrive whole and in order.
 
-A stand-in simulator (a Python echo that sleeps before reading) plays the part of a busy Node
-process: what the loop sends while it is busy must queue, not stall every other battle."""
+A stand-in simulator (a Python echo that reads nothing until the test releases it) plays the part
+of a busy Node process: what the loop sends while it is busy must queue, not stall every other
+battle."""
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
 
 from poke_env.concurrency import POKE_LOOP
 
 from metamon_sp.showdown.direct import BattleSim
 
-ECHO = ("import sys, time\n"
-        "time.sleep(1.0)\n"
+ECHO = ("import os, sys, time\n"
+        "while not os.path.exists(sys.argv[1]): time.sleep(0.01)\n"
         "for line in sys.stdin.buffer:\n"
         "    sys.stdout.buffer.write(line); sys.stdout.buffer.flush()\n")
 
 
 class SlowEcho(BattleSim):
     def command(self) -> tuple[list[str], Path]:
-        return [sys.executable, "-c", ECHO], self.log_path.parent
+        return [sys.executable, "-c", ECHO, str(self.log_path.parent / "go")], self.log_path.parent
 
 
 def test_commands_queue_while_the_simulator_is_busy_and_arrive_in_order(tmp_path):
@@ -40,19 +40,21 @@ def test_commands_queue_while_the_simulator_is_busy_and_arrive_in_order(tmp_path
     sim.start()
     sim.listen(on_rows)
     try:
-        took: list[float] = []
+        sent, queued = threading.Event(), []
 
         def send_all():
-            t0 = time.monotonic()
             for i in range(n):
                 sim.send({"i": i, "pad": pad})
                 sim._write()  # flush each command on its own: the worst case for a full pipe
-            took.append(time.monotonic() - t0)
+            queued.append(len(sim._pending))
+            sent.set()
 
         POKE_LOOP.call_soon_threadsafe(send_all)
+        # the echo reads nothing until released: a blocking write would hold the loop until then
+        assert sent.wait(20), "sending never finished while the simulator was busy: the loop blocked"
+        assert queued[0] > 0, "the pipe took everything: the test did not fill it"
+        (tmp_path / "go").touch()
         assert finished.wait(20), f"{len(got)} of {n} commands came back"
-        # the echo read nothing for a second: a blocking write would have held the loop as long
-        assert took and took[0] < 0.5, f"sending took {took} s: the loop blocked on the pipe"
         assert [r["i"] for r in got] == list(range(n))
         assert sim._pending == b"" and not sim._writing
     finally:

@@ -120,4 +120,4 @@ def test_a_study_plan_from_the_command_line_and_from_the_flow_is_the_same_study(
     with pytest.raises(ConfigError, match="study=damping or study=reward"):
         plan_study([f"runs_dir={tmp_path}"])
     with pytest.raises(ConfigError, match="changes model"):
-        plan_study(["study.name=width", "++study.arms={a:['model.d_model=96'],b:[]}"])
+        plan_study(["study.name=width", "++study.arms={a:['model.d_model=128'],b:[]}"])
