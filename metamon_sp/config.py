@@ -28,7 +28,7 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
               "train.progress",
               "train.threads", "train.checkpoint_every", "policy.threads")
 """Only change how fast, how often or how visibly the same results are made."""
-HASH_OMITTED_AT = {"train.precision": "fp32"}
+HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0}
 """Knobs added after runs were made: at these values they are left out of the hash, so a run made
 before the knob existed keeps its folder and resumes."""
 RUNNERS = ("auto", "threads", "processes", "dask")
@@ -251,6 +251,10 @@ class TrainConfig:
     explored_margin: float = 0.0
     """An exploratory decision (`collect.epsilon`) is cloned only when its advantage exceeds this
     (scaled reward units; 0: like any other decision). It always trains the critic."""
+    adv_margin: float = 0.0
+    """The policy's own (not exploratory) decisions are cloned only when their advantage exceeds
+    this: where the policy is sure, A sits at the critic's noise around 0 (docs/strength.md, R1),
+    and a coin-toss A > 0 clones half of them."""
     pi_coef: float = 0.0
     """Weight of the policy-improvement term −E_π Q."""
     critic_coef: float = 1.0
@@ -275,6 +279,7 @@ class TrainConfig:
         _check(self.actor_filter in ("binary", "exp", "none"), "train.actor_filter",
                self.actor_filter, "one of binary, exp, none")
         _check(self.explored_margin >= 0, "train.explored_margin", self.explored_margin, ">= 0")
+        _check(self.adv_margin >= 0, "train.adv_margin", self.adv_margin, ">= 0")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
                "train.device", self.device, "auto, cpu, cuda or cuda:N")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")

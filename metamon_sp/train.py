@@ -124,10 +124,14 @@ def advantage_weights(adv: torch.Tensor, tc: TrainConfig,
     """How much each decision counts in the behaviour-cloning term, from its advantage. An
     exploratory (random) action is cloned only when its advantage clears `train.explored_margin`:
     it teaches the critic either way, but the actor copies it only when it is clearly better than
-    what the policy would have done (a noisy A > 0 would copy random play)."""
+    what the policy would have done (a noisy A > 0 would copy random play). The policy's own
+    decisions clear `train.adv_margin` (0: any A > 0). `actor_filter=none` ignores the margins
+    of the policy's own decisions."""
     margin = explored is not None and tc.explored_margin > 0
     if margin:
-        adv = torch.where(explored, adv - tc.explored_margin, adv)
+        adv = torch.where(explored, adv - tc.explored_margin, adv - tc.adv_margin)
+    elif tc.adv_margin > 0:
+        adv = adv - tc.adv_margin
     if tc.actor_filter == "binary":
         return (adv > 0).float()
     if tc.actor_filter == "exp":

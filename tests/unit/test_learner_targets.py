@@ -189,6 +189,19 @@ def test_an_explored_action_is_cloned_only_above_the_margin(tmp_path):
         load_config(["train.explored_margin=-1"])
 
 
+def test_the_policys_own_decisions_are_cloned_only_above_their_margin():
+    adv = torch.tensor([-0.1, 0.002, 0.02, 0.02, 0.08])
+    explored = torch.tensor([False, False, False, True, True])
+    tc = load_config(["train.explored_margin=0.05", "train.adv_margin=0.005"]).train
+    assert advantage_weights(adv, tc, explored).tolist() == [0.0, 0.0, 1.0, 0.0, 1.0]
+    # without the exploratory margin, every decision clears the same one
+    tc = load_config(["train.explored_margin=0", "train.adv_margin=0.005"]).train
+    assert advantage_weights(adv, tc, explored).tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert advantage_weights(adv, tc).tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    with pytest.raises(Exception, match="train.adv_margin"):
+        load_config(["train.adv_margin=-1"])
+
+
 def test_targets_read_a_target_trunk_that_follows_the_online_one_slowly():
     torch.manual_seed(0)
     m = PolicyModel(ModelConfig(context=4))
