@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 RECORD_CHOICES = ("both", "p1", "p2")
 BACKEND_CHOICES = ("direct", "showdown")
+EXPLORE_CHOICES = ("uniform", "critic")
 RUN_KEYS = ("generations", "run_name", "runs_dir", "logger", "wandb_mode", "runner",
             "dask_address", "study")
 EVAL_KEYS = ("eval", "elo")
@@ -28,7 +29,8 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
               "train.progress",
               "train.threads", "train.checkpoint_every", "policy.threads")
 """Only change how fast, how often or how visibly the same results are made."""
-HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0}
+HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0,
+                   "collect.explore": "uniform", "policy.explore": "uniform"}
 """Knobs added after runs were made: at these values they are left out of the hash, so a run made
 before the knob existed keeps its folder and resumes."""
 RUNNERS = ("auto", "threads", "processes", "dask")
@@ -80,6 +82,10 @@ class CollectConfig:
     """Share of the learner's training-data decisions taken uniformly among the legal actions
     (exploration that a peaked policy's temperature does not give); evaluation plays at
     `policy.epsilon`."""
+    explore: str = "uniform"
+    """What an exploratory decision takes: `uniform`, any legal action alike; `critic`, the
+    legal action the policy's own critic rates highest among those the policy did not choose
+    (its best challenger, tried so that the data says whether the critic is right)."""
 
     def __post_init__(self) -> None:
         _check(self.battles >= 1, "collect.battles", self.battles, ">= 1")
@@ -100,6 +106,8 @@ class CollectConfig:
                self.max_server_restarts, ">= 0")
         _check(self.temperature > 0, "collect.temperature", self.temperature, "> 0")
         _check(0 <= self.epsilon <= 1, "collect.epsilon", self.epsilon, "in [0, 1]")
+        _check(self.explore in EXPLORE_CHOICES, "collect.explore", self.explore,
+               f"one of {', '.join(EXPLORE_CHOICES)}")
 
 
 @dataclass
@@ -294,7 +302,9 @@ class PolicyConfig:
     temperature: float = 1.0
     greedy: bool = False
     epsilon: float = 0.0
-    """Probability of a uniformly random legal action instead of the policy's choice."""
+    """Probability of an exploratory legal action (see `explore`) instead of the policy's choice."""
+    explore: str = "uniform"
+    """uniform or critic: see `collect.explore`."""
     batched: bool = True
     """One forward pass serves every battle of the process waiting for a decision."""
     max_batch: int = 256
@@ -305,6 +315,8 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         _check(self.temperature > 0, "policy.temperature", self.temperature, "> 0")
         _check(0 <= self.epsilon <= 1, "policy.epsilon", self.epsilon, "in [0, 1]")
+        _check(self.explore in EXPLORE_CHOICES, "policy.explore", self.explore,
+               f"one of {', '.join(EXPLORE_CHOICES)}")
         _check(self.max_batch >= 1, "policy.max_batch", self.max_batch, ">= 1")
 
 

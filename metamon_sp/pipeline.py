@@ -146,7 +146,8 @@ def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
     (evaluation plays at `policy.temperature` and `policy.epsilon`)."""
     return replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"),
                    policy=replace(cfg.policy, temperature=cfg.collect.temperature,
-                                  epsilon=cfg.collect.epsilon, greedy=False))
+                                  epsilon=cfg.collect.epsilon, explore=cfg.collect.explore,
+                                  greedy=False))
 
 
 def opponent_pool(cfg: Config, run: Run, k: int) -> list[Matchup] | None:

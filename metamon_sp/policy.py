@@ -4,7 +4,8 @@ Each decision appends the battle's observation to its history (the last `model.c
 and waits on a future; all decisions that arrive in the same turn of poke-env's event loop are
 answered by one forward pass. A turn is encoded once, when it is new, and its encoding kept with
 the history: a decision encodes one turn, not its whole window. Sampling is masked (an illegal action has probability 0), with a
-temperature, or greedy; with `epsilon` a uniformly random legal action instead.
+temperature, or greedy; with `epsilon` an exploratory legal action instead: a uniformly random
+one, or the critic's best challenger to the policy's choice (`explore=critic`).
 
 The random numbers of a decision come from a hash of the policy's seed, the player, the battle
 and the decision's index (`decision_uniforms`), not from a stream shared by all battles: a
@@ -138,7 +139,8 @@ class Policy:
         hs = [self._histories[k] for k in keys]
         B = len(keys)
         mask = torch.from_numpy(masks).to(self.device)
-        logits = masked_logits(self.logits(hs), mask)                    # (B, A)
+        enc = self.encode(hs)
+        logits = masked_logits(self.model.actor(enc), mask)              # (B, A)
         u = np.stack([decision_uniforms(self.seed, k, h.steps, h.retries)
                       for k, h in zip(keys, hs)])
         if self.cfg.greedy:
@@ -147,21 +149,40 @@ class Policy:
             probs = torch.softmax(logits.double() / self.cfg.temperature, dim=-1).cpu().numpy()
             cdf = np.cumsum(probs, axis=1)
             actions = (cdf < u[:, 2:3] * cdf[:, -1:]).sum(axis=1)
-        explore = np.zeros(B, dtype=bool)
-        if self.cfg.epsilon > 0:  # exploration: a uniformly random legal action instead
-            explore = u[:, 0] < self.cfg.epsilon
-            legal = np.cumsum(masks, axis=1)                             # (B, A)
-            nth = np.floor(u[:, 1] * legal[:, -1]).astype(np.int64)      # which legal action
-            uniform = (legal <= nth[:, None]).sum(axis=1)
-            actions = np.where(explore, uniform, actions)
         actions = np.minimum(actions, masks.shape[1] - 1)
+        explore = np.zeros(B, dtype=bool)
+        if self.cfg.epsilon > 0:
+            explore = u[:, 0] < self.cfg.epsilon
+            if explore.any():
+                if self.cfg.explore == "critic":
+                    alt = self._challengers(enc, mask, actions)
+                else:  # a uniformly random legal action
+                    legal = np.cumsum(masks, axis=1)                         # (B, A)
+                    nth = np.floor(u[:, 1] * legal[:, -1]).astype(np.int64)  # which legal action
+                    alt = np.minimum((legal <= nth[:, None]).sum(axis=1), masks.shape[1] - 1)
+                actions = np.where(explore, alt, actions)
         self.forward_passes += 1
         self.decisions += B
         return actions, explore
 
+    def _challengers(self, enc: Encoding, mask: torch.Tensor, chosen: np.ndarray) -> np.ndarray:
+        """Per row, the legal action other than `chosen` with the highest Q (the min over the
+        critics, first discount); `chosen` itself where it is the only legal action."""
+        q = self.model.critics(enc)[..., 0, :].min(dim=-2).values         # (B, A)
+        others = mask.clone()
+        others[torch.arange(len(chosen)), torch.from_numpy(chosen).to(self.device)] = False
+        alone = ~others.any(-1)
+        others[alone] = mask[alone]
+        return q.masked_fill(~others, float("-inf")).argmax(-1).cpu().numpy()
+
     @torch.no_grad()
     def logits(self, hs: list[_History]) -> torch.Tensor:
-        """Unmasked actor logits (B, A) at the last turn of each history.
+        """Unmasked actor logits (B, A) at the last turn of each history."""
+        return self.model.actor(self.encode(hs))
+
+    @torch.no_grad()
+    def encode(self, hs: list[_History]) -> Encoding:
+        """The context and action embeddings (B, …) at the last turn of each history.
 
         When every history has one turn beyond its cached keys and values (the usual case: one
         new turn per decision), only that turn goes through the transformer, attending to the
@@ -181,7 +202,7 @@ class Policy:
             pos = torch.tensor(lengths, device=self.device) - 1
             context = body.contextualize_step(torch.stack([h.turns[-1] for h in hs]), kv, pos)
             _keep_kv(hs, kv, lengths)
-            return self.model.actor(Encoding((context, actions)))
+            return Encoding((context, actions))
         T = max(lengths)
         turns = torch.zeros(B, T, self.model.cfg.d_model, device=self.device)
         for i, h in enumerate(hs):  # right-padded: causal attention never looks ahead
@@ -191,7 +212,7 @@ class Policy:
         if kv is not None:
             _keep_kv(hs, kv, lengths)
         last = torch.tensor(lengths, device=self.device) - 1
-        return self.model.actor(Encoding((context[torch.arange(B), last], actions)))
+        return Encoding((context[torch.arange(B), last], actions))
 
     def _encode_new_turns(self, hs: list[_History]) -> None:
         """Encode, in one pass, every turn of these histories not encoded yet."""

@@ -79,11 +79,17 @@ def test_group_choices_come_from_the_conf_folder():
 
 
 def test_a_knob_added_later_leaves_old_runs_folders_alone_at_its_default():
-    # runs made before train.precision existed keep their hash while it stays at fp32
-    from metamon_sp.config import _digest, _without, EVAL_KEYS, RUN_KEYS, SPEED_KEYS
-    cfg = load_config()
-    old = _without(cfg.to_dict(), (*RUN_KEYS, *EVAL_KEYS, *SPEED_KEYS, "train.precision"))
+    # runs made before a knob existed (train.precision, train.adv_margin, collect.explore, …)
+    # keep their hash while it stays at the value that reproduces the old behaviour
+    from metamon_sp.config import _digest, _without, EVAL_KEYS, HASH_OMITTED_AT, RUN_KEYS, SPEED_KEYS
+    old_values = [f"{k}={v}" for k, v in HASH_OMITTED_AT.items()]
+    cfg = load_config(old_values)
+    old = _without(cfg.to_dict(), (*RUN_KEYS, *EVAL_KEYS, *SPEED_KEYS, *HASH_OMITTED_AT))
     assert cfg.hash() == _digest(old)
-    assert load_config(["train.precision=bf16"]).hash() != cfg.hash()
+    for other in ("train.precision=bf16", "train.adv_margin=0.003", "collect.explore=critic",
+                  "policy.explore=critic"):
+        assert load_config([*old_values, other]).hash() != cfg.hash(), other
+    with pytest.raises(ConfigError, match=r"collect\.explore"):
+        load_config(["collect.explore=greedy"])
     with pytest.raises(ConfigError, match=r"train\.precision"):
         load_config(["train.precision=fp16"])

@@ -134,3 +134,34 @@ def test_the_key_value_cache_runs_only_new_turns_and_changes_no_logit(monkeypatc
         b = plain.logits([plain._histories[k] for k in keys])
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert steps["n"] == 8  # turns 0-7; from turn 8 battle b0 slides past the context
+
+
+def test_critic_exploration_tries_the_best_challenger_to_the_policys_choice():
+    """`explore=critic`: an exploratory decision takes the legal action the critics (their min)
+    rate highest among those the policy did not choose; never an illegal one, never the
+    policy's own choice unless it is the only legal action."""
+    torch.manual_seed(0)
+    model = PolicyModel(ModelConfig(context=4)).eval()
+    explorer = Policy(model, PolicyConfig(epsilon=1.0, explore="critic"), seed=0)
+    plain = Policy(model, PolicyConfig(epsilon=0.0), seed=0)
+    rng = np.random.default_rng(4)
+    for b in range(40):
+        key = ("p1", f"b{b}")
+        obs = _obs(rng)
+        if b == 0:  # one legal action: that one, flagged as exploratory all the same
+            obs.mask[:] = False
+            obs.mask[3] = True
+        for p in (explorer, plain):
+            p.observe(key, obs, rqid=1)
+        chosen = plain.choose([key], obs.mask[None])[0][0]
+        a, e = explorer.choose([key], obs.mask[None])
+        assert e[0] and obs.mask[a[0]]
+        if b == 0:
+            assert a[0] == 3
+            continue
+        with torch.no_grad():
+            q = model.critics(explorer.encode([explorer._histories[key]]))[0, :, 0].min(0).values
+        others = obs.mask.copy()
+        others[chosen] = False
+        assert a[0] != chosen
+        assert a[0] == int(np.argmax(np.where(others, q.numpy(), -np.inf)))

@@ -104,9 +104,9 @@ def test_collection_explores_at_its_own_temperature(tmp_path):
     from metamon_sp.pipeline import selfplay_config
 
     cfg = load_config(["collect.temperature=2.0", "policy.temperature=1.0", "policy.greedy=true",
-                       "collect.epsilon=0.1"])
+                       "collect.epsilon=0.1", "collect.explore=critic"])
     ccfg = selfplay_config(cfg, _run(tmp_path, 2), 2)
     assert ccfg.policy.temperature == 2.0 and not ccfg.policy.greedy  # training data
-    assert ccfg.policy.epsilon == 0.1
+    assert ccfg.policy.epsilon == 0.1 and ccfg.policy.explore == "critic"
     assert cfg.policy.temperature == 1.0 and cfg.policy.greedy  # evaluation as configured
-    assert cfg.policy.epsilon == 0.0
+    assert cfg.policy.epsilon == 0.0 and cfg.policy.explore == "uniform"
