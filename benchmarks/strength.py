@@ -34,13 +34,14 @@ from metamon_sp import atomic  # noqa: E402
 from metamon_sp.config import load_config  # noqa: E402
 from metamon_sp.evaluate import evaluate  # noqa: E402
 from metamon_sp.pipeline import (collect_generation, evaluate_generation, evaluated,  # noqa: E402
-                                 filter_generation, generation_zero, open_run,
+                                 filter_generation, gate_generation, generation_zero, open_run,
                                  rate_generation, stage_done, train_generation)
 from metamon_sp.runlock import run_lock  # noqa: E402
 from metamon_sp.study import copy_generation_zero  # noqa: E402
 
 BASELINES = ("simple_heuristics", "max_base_power")
 GEN0_RECIPE = ("format", "team_set", "seed", "model", "bootstrap", "reward")
+SPEED_ONLY = ("progress", "threads", "checkpoint_every")
 
 
 def reuse_generation_zero(source: Path, run_dir: Path, config: dict[str, Any]) -> float | None:
@@ -56,6 +57,14 @@ def reuse_generation_zero(source: Path, run_dir: Path, config: dict[str, Any]) -
         raise SystemExit(f"--gen0-from {source}: its generation 0 was made with other "
                          f"{', '.join(differ)} than this run; reuse only a generation 0 of the "
                          f"same recipe (or drop --gen0-from).")
+    # generation 0 also trains with `train.*` and collects with `team_remix`: allowed to differ
+    # (what is compared is the loop from one generation 0), but said, so no one forgets it
+    also = [f"train.{k}" for k, v in config.get("train", {}).items()
+            if k not in SPEED_ONLY and src_cfg.get("train", {}).get(k) != v]
+    also += [k for k in ("team_remix",) if src_cfg.get(k, 0) != config.get(k, 0)]
+    if also:
+        print(f"note: --gen0-from {source}: its generation 0 was made with other "
+              f"{', '.join(also)} than this run's; the runs compare the self-play loop from it")
     gen0 = run_dir / "gen-000"
     if not (gen0 / "train").exists():
         copy_generation_zero(source / "gen-000", gen0)
@@ -84,6 +93,7 @@ def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
                 collect_generation(cfg, run, k, show_progress=False)
                 filter_generation(cfg, run, k)
                 train_generation(cfg, run, k)
+            gate_generation(cfg, run, k, show_progress=False)
             if not evaluated(cfg, run, k):
                 evaluate_generation(cfg, run, k, show_progress=False)
                 rate_generation(cfg, run, k)

@@ -135,12 +135,15 @@ def generation_flow(cfg: Config, run_dir: str, k: int) -> dict:
     collected = t.finish_collect(cfg, run_dir, k, [s.result() for s in shards],
                                  time.monotonic() - t0)
     t.filter(cfg, run_dir, k)
-    trained = t.train(cfg, run_dir, k)
+    t.train(cfg, run_dir, k)
+    if cfg.gate.battles:
+        t.gate(cfg, run_dir, k)
     evaluation, ratings = _evaluate_and_rate(cfg, run_dir, k, t)
     report = t.report(run_dir)
     _publish(run_dir, k, evaluation, ratings, report)
-    log.info("generation %d done: checkpoint %s, report %s", k, trained["checkpoint"], report)
-    return {"collect": collected, "checkpoint": trained["checkpoint"], "report": report}
+    checkpoint = str(Run(Path(run_dir)).checkpoint(k))  # the gate's choice, if it has one
+    log.info("generation %d done: checkpoint %s, report %s", k, checkpoint, report)
+    return {"collect": collected, "checkpoint": checkpoint, "report": report}
 
 
 def _selfplay_name() -> str:

@@ -37,7 +37,7 @@ from metamon_sp.players import build_player, check_player_spec
 from metamon_sp.showdown import OnDemandServer, ShowdownServer
 from metamon_sp.showdown.direct import (BattleSim, DirectMatch, OnDemandSim, OnDemandSimPool,
                                         SimDied, SimPool)
-from metamon_sp.teams import (TeamSampler, TeamSequence, load_team_set, team_index,
+from metamon_sp.teams import (TeamSampler, TeamSequence, team_index, training_teams,
                               validate_team_set)
 from metamon_sp.trajectories import MANIFEST, ShardWriter, Trajectory, write_manifest
 
@@ -255,7 +255,7 @@ def _run_matchup(cfg: Config, out_dir: Path | str, instance: int, prefix: str, n
                  server: Backend | None) -> InstanceResult:
     out_dir = Path(out_dir)
     c = cfg.collect
-    teams = load_team_set(cfg.team_set)
+    teams = training_teams(cfg.team_set, cfg.team_remix)
     names = team_index(teams)
     p1_id, p2_id = _player_ids(cfg)
     writer = ShardWriter(out_dir, prefix=prefix, extra_meta={
@@ -360,7 +360,7 @@ def prepare_collection(cfg: Config, out_dir: Path | str,
     check_player_spec(c.p2, "collect.p2", allow_self=True)
     for m in pool or ():
         check_player_spec(m.spec, f"pool opponent {m.name}", allow_self=True)
-    validate_team_set(load_team_set(cfg.team_set), cfg.format)
+    validate_team_set(training_teams(cfg.team_set, cfg.team_remix), cfg.format)
     _check_out_dir(Path(out_dir), cfg)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
 

@@ -30,7 +30,9 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
               "train.threads", "train.checkpoint_every", "policy.threads")
 """Only change how fast, how often or how visibly the same results are made."""
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0,
-                   "collect.explore": "uniform", "policy.explore": "uniform"}
+                   "collect.explore": "uniform", "policy.explore": "uniform",
+                   "team_remix": 0,
+                   "gate.battles": 0, "gate.candidates": [1.0], "gate.min_win_rate": 0.5}
 """Knobs added after runs were made: at these values they are left out of the hash, so a run made
 before the knob existed keeps its folder and resumes."""
 RUNNERS = ("auto", "threads", "processes", "dask")
@@ -351,6 +353,28 @@ class PoolConfig:
 
 
 @dataclass
+class GateConfig:
+    """Generation k is chosen by match play (AlphaGo Zero's evaluator): each candidate, the end of
+    its training or a checkpoint part-way through it, plays generation k−1 on the training teams
+    (never the evaluation split), and the one winning most becomes generation k, provided it wins
+    at least `min_win_rate`; else generation k−1 carries on as generation k. Off at 0 battles."""
+
+    battles: int = 0
+    """Games each candidate plays against generation k−1 (mirrored team pairs; 0: no gate, the
+    end of training is generation k)."""
+    candidates: list[float] = field(default_factory=lambda: [1.0])
+    """Where in the training the candidates are taken, as fractions of its steps (1.0: the end)."""
+    min_win_rate: float = 0.5
+    """The best candidate's win rate against generation k−1 needed to replace it."""
+
+    def __post_init__(self) -> None:
+        _check(self.battles >= 0, "gate.battles", self.battles, ">= 0")
+        _check(bool(self.candidates) and all(0 < f <= 1 for f in self.candidates),
+               "gate.candidates", self.candidates, "a non-empty list of fractions in (0, 1]")
+        _check(0 <= self.min_win_rate <= 1, "gate.min_win_rate", self.min_win_rate, "in [0, 1]")
+
+
+@dataclass
 class BootstrapConfig:
     """Generation 0: heuristic battles, then the learner from scratch."""
 
@@ -443,6 +467,10 @@ class Config:
     """Showdown battle format; the featurizer is built for Gen 1."""
     team_set: str = "gen1ou"
     """A shipped team set by name, or a folder of Showdown-export `.txt` teams."""
+    team_remix: int = 0
+    """Collection also samples this many teams recombined from `team_set`'s own Pokémon sets
+    (six distinct species by usage, each with one of its sets there): more teams to learn from,
+    no new set. Never applies to evaluation's teams."""
     seed: int = 0
     scale_name: str = "laptop"
     """Set by the `scale/` group option chosen (smoke, laptop)."""
@@ -455,6 +483,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     elo: EloConfig = field(default_factory=EloConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
@@ -485,6 +514,7 @@ class Config:
                "a Gen 1 format such as gen1ou (the featurizer and action space are Gen 1's)")
         _check(self.logger in ("jsonl", "wandb"), "logger", self.logger, "jsonl or wandb")
         _check(self.generations >= 0, "generations", self.generations, ">= 0")
+        _check(self.team_remix >= 0, "team_remix", self.team_remix, ">= 0")
         _check(self.runner in RUNNERS, "runner", self.runner, f"one of {', '.join(RUNNERS)}")
         _check(self.mix_previous_generations >= 0, "mix_previous_generations",
                self.mix_previous_generations, ">= 0")
@@ -529,6 +559,8 @@ def _without(values: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
             continue
         if rest:
             out[head] = _without(out[head], [rest])
+            if not out[head] and values[head]:  # a section added later, all of it at its default
+                del out[head]
         else:
             del out[head]
     return out

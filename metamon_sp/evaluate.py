@@ -28,13 +28,15 @@ log = logging.getLogger(__name__)
 SUMMARY = "summary.json"
 
 
-def team_pairs(cfg: Config, a: str, b: str, n_pairs: int) -> tuple[list[str], list[str]]:
+def team_pairs(cfg: Config, a: str, b: str, n_pairs: int, key: str | None = None
+               ) -> tuple[list[str], list[str]]:
     """Seeded (team A, team B) pairs for a pairing, drawn from `eval.team_set`, the same whoever
     asks. Keyed by the players' roles (a baseline's name, a checkpoint's generation folder), not
     by the run folder they live in: the arms of a study then meet each opponent on the same team
-    pairs and battle seeds (common random numbers), so what differs between them is the play."""
+    pairs and battle seeds (common random numbers), so what differs between them is the play.
+    `key` replaces the roles (players compared against one opponent on the same pairs)."""
     teams = load_team_set(cfg.eval.team_set)
-    roles = sorted(label(p).rsplit("/", 1)[-1] for p in (a, b))
+    roles = [key] if key is not None else sorted(label(p).rsplit("/", 1)[-1] for p in (a, b))
     rng = random.Random(f"{cfg.seed}:{'|'.join(roles)}")
     firsts, seconds = [], []
     for _ in range(n_pairs):
@@ -46,19 +48,21 @@ def team_pairs(cfg: Config, a: str, b: str, n_pairs: int) -> tuple[list[str], li
 
 def play_pairing(cfg: Config, a: str, b: str, n: int, out_dir: Path | str,
                  names: dict[str, str] | None = None, show_progress: bool = False,
-                 server: Backend | None = None) -> list[dict[str, Any]]:
+                 server: Backend | None = None, pair_key: str | None = None
+                 ) -> list[dict[str, Any]]:
     """Play `n` games of `a` against `b` (mirrored team pairs, seats swapped between halves);
-    return their result rows (from `a`'s point of view). Re-running resumes."""
+    return their result rows (from `a`'s point of view). Re-running resumes. `pair_key`: see
+    `team_pairs`."""
     out_dir = Path(out_dir)
     first_half = (n + 1) // 2
-    team_a, team_b = team_pairs(cfg, a, b, first_half)
+    team_a, team_b = team_pairs(cfg, a, b, first_half, pair_key)
     rows: list[dict[str, Any]] = []
     for half, (p1, p2, count) in enumerate(((a, b, first_half), (b, a, n - first_half))):
         if count == 0:
             continue
         data = out_dir / ("a-is-p1" if half == 0 else "a-is-p2")
         # team_set=eval.team_set: collect validates, and names the games' teams from, that set.
-        hcfg = replace(cfg, team_set=cfg.eval.team_set,
+        hcfg = replace(cfg, team_set=cfg.eval.team_set, team_remix=0,
                        collect=replace(cfg.collect, p1=p1, p2=p2, battles=count, record="both",
                                        parallel_instances=1))
         # p1 always gets the pair's first team: swapping seats swaps the teams between players.

@@ -7,6 +7,8 @@
       gen-NNN/collect/              self-play of gen-(N-1) against itself
       gen-NNN/filtered/             what gen-N trains on
       gen-NNN/train/checkpoint/     gen-N, trained from gen-(N-1) (also its damping reference)
+      gen-NNN/gate/checkpoint/      gen-N as chosen by match play against gen-(N-1), with
+                                    gate.json (gate.battles > 0: see gate.py)
       gen-NNN/eval/                 games + summary.json + probes.json + diagnostics.json
       gen-NNN/ratings.{json,md}     ratings of everything played so far
       tournament/                   games that fill the round robin's budget
@@ -36,13 +38,14 @@ from metamon_sp.diagnostics import diagnose
 from metamon_sp.elo import DELTAS_TITLE, Ratings, deltas_markdown, generation_deltas, rate_rows
 from metamon_sp.evaluate import evaluate, pairing_dir
 from metamon_sp.filter import filter_datasets
+from metamon_sp.gate import GATE_DIR, RECORD, run_gate
 from metamon_sp.players import CHECKPOINT_PREFIX
 from metamon_sp.probes import behaviour_probes
 from metamon_sp.results import label, read_games
 from metamon_sp.runlock import run_lock
 from metamon_sp.tournament import missing_games, round_robin
 from metamon_sp.tracking import MetricsLogger, RunInfo
-from metamon_sp.train import train
+from metamon_sp.train import CHECKPOINT_DIR, SUMMARY, candidate_path, candidate_steps, train
 from metamon_sp.trajectories import MANIFEST, Dataset
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,10 @@ class Run:
         return self.dir / f"gen-{k:03d}"
 
     def checkpoint(self, k: int) -> Path:
+        """Generation k: as its gate chose it where it went through one, else its training's end."""
+        gated = self.gen(k) / GATE_DIR / "checkpoint"
+        if (gated / "checkpoint.json").exists():
+            return gated
         return self.gen(k) / "train" / "checkpoint"
 
     def spec(self, k: int) -> str:
@@ -110,7 +117,9 @@ def stage_done(run: Run, stage: str, k: int, instance: int | None = None) -> boo
         "prepare-collect": [g / "collect"],
         "finish-collect": [g / "collect" / COLLECT_SUMMARY, g / "collect" / MANIFEST],
         "filter": [g / "filtered" / MANIFEST, g / "filtered" / "filter_report.json"],
-        "train": [run.checkpoint(k) / "checkpoint.json", g / "train" / "train_summary.json"],
+        "train": [g / "train" / "checkpoint" / "checkpoint.json",
+                  g / "train" / "train_summary.json"],
+        "gate": [g / GATE_DIR / RECORD],
         "evaluate": [g / "eval" / "summary.json"],
         "elo": [g / "ratings.json"],
     }
@@ -279,7 +288,30 @@ def train_generation(cfg: Config, run: Run, k: int,
     """Fine-tune generation k-1 into generation k; k-1 is also its damping reference."""
     dirs, weights = training_data(cfg, run, k)
     return train(cfg, dirs, run.gen(k) / "train", init=run.checkpoint(k - 1), generation=k,
-                 on_progress=on_progress, run=run.info(k), weights=weights)
+                 on_progress=on_progress, run=run.info(k), weights=weights,
+                 keep=cfg.gate.candidates if cfg.gate.battles else ())
+
+
+def gate_generation(cfg: Config, run: Run, k: int, show_progress: bool = True
+                    ) -> dict[str, Any] | None:
+    """Choose generation k among its training's candidates by match play against generation
+    k−1 (`gate.battles` > 0; see gate.py). None without a gate."""
+    if not cfg.gate.battles or k == 0:
+        return None
+    record = run.gen(k) / GATE_DIR / RECORD
+    if record.exists():
+        return json.loads(record.read_text())
+    out = run.gen(k) / "train"
+    steps = json.loads((out / SUMMARY).read_text())["steps"]
+    candidates = {}
+    for step in candidate_steps(cfg.gate.candidates, steps):
+        path = candidate_path(out, step, steps)
+        if not (path / "checkpoint.json").exists():
+            raise RunError(f"{path} is missing: generation {k} was trained without "
+                           f"gate.candidates={cfg.gate.candidates}; delete {out} to retrain it.")
+        candidates["end" if path.name == CHECKPOINT_DIR else path.name] = path
+    return run_gate(cfg, candidates, run.checkpoint(k - 1), run.gen(k) / GATE_DIR, k,
+                    show_progress=show_progress)
 
 
 # ----------------------------------------------------------------------------- yardsticks
@@ -399,6 +431,7 @@ def run_selfplay(cfg: Config, init_checkpoint: str | Path | None = None,
                 collect_generation(cfg, run, k, show_progress)
                 filter_generation(cfg, run, k)
                 train_generation(cfg, run, k)
+            gate_generation(cfg, run, k, show_progress)
             if not evaluated(cfg, run, k):
                 evaluate_generation(cfg, run, k, show_progress)
                 rate_generation(cfg, run, k)

@@ -21,6 +21,7 @@ from metamon_sp import atomic
 from metamon_sp.config import DampingConfig
 from metamon_sp.damping import controller_checks
 from metamon_sp.elo import DELTAS_TITLE, deltas_markdown
+from metamon_sp.gate import GATE_DIR, RECORD
 from metamon_sp.pipeline import Run
 from metamon_sp.results import label
 from metamon_sp.tracking import read_metrics
@@ -63,6 +64,7 @@ def collect_run(run_dir: Path | str) -> dict[str, Any]:
         "evals": {k: _read(run.gen(k) / "eval" / "summary.json") for k in gens},
         "probes": {k: _read(run.gen(k) / "eval" / "probes.json") for k in gens},
         "diagnostics": {k: _read(run.gen(k) / "eval" / "diagnostics.json") for k in gens},
+        "gates": {k: _read(run.gen(k) / GATE_DIR / RECORD) for k in gens},
         "metrics": {k: read_metrics(run.gen(k) / "train" / "metrics.jsonl")
                     if (run.gen(k) / "train" / "metrics.jsonl").exists() else [] for k in gens},
         "config": _read(run.dir / "config.json") or {},
@@ -265,11 +267,31 @@ def build_report(run_dir: Path | str, baselines: list[str] | None = None) -> Pat
                      f"{_pct(p['won']['status_rate'])} | {_pct(p['all']['switch_rate'])} | "
                      f"{p['move_diversity']['distinct_moves']} | "
                      f"{p['move_diversity']['entropy_bits']} |")
+    lines += gate_table(d)
     lines += diagnostics_table(d)
     lines += controller_table(d)
     lines += ["", "## Training curves", "", "![training curves](training.png)", ""]
     atomic.write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"
+
+
+def gate_table(d: dict[str, Any]) -> list[str]:
+    """Which candidate became each generation (`gate.battles` > 0; metamon_sp/gate.py)."""
+    rows = [(k, d["gates"][k]) for k in d["gens"] if d["gates"].get(k)]
+    if not rows:
+        return []
+    lines = ["", "## Gate", "",
+             "Each generation's candidates against its parent, on the training teams (games not "
+             "rated); the best becomes the generation if it wins at least "
+             f"{_pct(rows[0][1]['min_win_rate'])}, else the parent carries on.", "",
+             "| generation | candidates: win rate [95% interval] / games | chosen |",
+             "|---|---|---|"]
+    for k, g in rows:
+        cells = "; ".join(f"{name} {_pct(c['win_rate'])} [{_pct(c['ci_low'])}, "
+                          f"{_pct(c['ci_high'])}] / {c['games']}"
+                          for name, c in g["candidates"].items())
+        lines.append(f"| {d['names'][k]} | {cells} | {g['choice']} |")
+    return lines
 
 
 def diagnostics_table(d: dict[str, Any]) -> list[str]:

@@ -31,11 +31,14 @@ SCHEMA = pa.schema([
 
 def label(spec: str) -> str:
     """A short, readable name for a player: baselines as they are, checkpoints by their folders
-    (`runs/bar-1a2b/gen-003/train/checkpoint` → `bar-1a2b/gen-003`)."""
+    (`runs/bar-1a2b/gen-003/train/checkpoint` → `bar-1a2b/gen-003`, and so its gate's choice,
+    `…/gen-003/gate/checkpoint`)."""
     if not spec.startswith(CHECKPOINT_PREFIX):
         return spec
-    parts = [p for p in Path(spec[len(CHECKPOINT_PREFIX):]).resolve().parts
-             if p not in ("checkpoint", "train")]
+    path = Path(spec[len(CHECKPOINT_PREFIX):]).resolve()
+    if path.name == "checkpoint" and path.parent.name == "gate":
+        path = path.parent.parent
+    parts = [p for p in path.parts if p not in ("checkpoint", "train")]
     return "/".join(parts[-2:])
 
 

@@ -16,7 +16,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -40,6 +40,18 @@ from metamon_sp.train_data import Batch, OfflineData
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR, METRICS, SUMMARY = "checkpoint", "metrics.jsonl", "train_summary.json"
+CANDIDATES = "candidates"
+
+
+def candidate_steps(fractions: Sequence[float], steps: int) -> list[int]:
+    """The steps at `fractions` (in (0, 1]) of a training of `steps`, in order, without repeats."""
+    return sorted({min(steps, max(1, round(f * steps))) for f in fractions})
+
+
+def candidate_path(out_dir: Path | str, step: int, steps: int) -> Path:
+    """Where `train(..., keep=...)` keeps the weights of `step` (the end: the checkpoint)."""
+    out_dir = Path(out_dir)
+    return out_dir / CHECKPOINT_DIR if step >= steps else out_dir / CANDIDATES / f"step-{step:06d}"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -228,12 +240,14 @@ def total_steps(tc: TrainConfig, data: OfflineData, context: int) -> int:
 def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
           init: Path | str | None = None, generation: int = 0,
           on_progress: Callable[[int, int], None] | None = None,
-          run: RunInfo | None = None, weights: Sequence[float] | None = None) -> Path:
+          run: RunInfo | None = None, weights: Sequence[float] | None = None,
+          keep: Sequence[float] = ()) -> Path:
     """Train from `init` (or from scratch) on `data_dirs`; returns the checkpoint folder.
 
     Re-running into the same `out_dir` with the same config resumes from its checkpoint.
     `weights` (one per data folder) scale how often each folder's decisions are drawn.
-    `on_progress(step, steps)` is called about every 5% of the steps."""
+    `on_progress(step, steps)` is called about every 5% of the steps. The weights at each
+    fraction `keep` of the steps are also kept, at `candidate_path(out_dir, step, steps)`."""
     tc, mc, dc = cfg.train, cfg.model, cfg.damping
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_DIR
@@ -246,6 +260,7 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
 
     data = OfflineData(data_dirs, build_reward(cfg.reward), tc.reward_scale, weights)
     steps = total_steps(tc, data, mc.context)
+    keep_steps = candidate_steps(keep, steps)
     model = PolicyModel(mc)
     parent = None
     if init is not None:
@@ -325,6 +340,9 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             if on_progress is not None and ((step + 1) % max(1, steps // 20) == 0
                                             or step + 1 == steps):
                 on_progress(step + 1, steps)
+            if step + 1 in keep_steps and step + 1 < steps:
+                save_checkpoint(candidate_path(out_dir, step + 1, steps), model,
+                                replace(meta, step=step + 1, metrics=_summary(recent)))
             if (step + 1) % tc.checkpoint_every == 0 or step + 1 == steps:
                 logger.flush()
                 meta.step = step + 1

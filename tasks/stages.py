@@ -1,5 +1,5 @@
-"""The pipeline's stages as Prefect tasks: collect (per shard) → filter → train → evaluate → elo,
-plus generation 0 and the report."""
+"""The pipeline's stages as Prefect tasks: collect (per shard) → filter → train → (gate) →
+evaluate → elo, plus generation 0 and the report."""
 
 from __future__ import annotations
 
@@ -100,6 +100,16 @@ def train_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     return {"checkpoint": str(ckpt), **summary}
 
 
+@task(name="gate", **cached("gate"), timeout_seconds=6 * HOUR, **RETRY)
+def gate_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
+    """Generation k chosen by match play against k−1 (`gate.battles` > 0; metamon_sp/gate.py)."""
+    record = pipeline.gate_generation(cfg, run_of(run_dir), k, show_progress=False)
+    rates = ", ".join(f"{name} {c['win_rate']}" for name, c in record["candidates"].items())
+    get_run_logger().info("gen %d gate: %s against gen %d (%d games each) -> %s", k, rates, k - 1,
+                          record["battles"], record["choice"])
+    return record
+
+
 @task(name="evaluate", **cached("evaluate"), timeout_seconds=6 * HOUR,
       **RETRY)
 def evaluate_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
@@ -144,7 +154,8 @@ def for_run(run_dir: str) -> SimpleNamespace:
     """Every stage task, keeping its result in the run folder (tasks.common.in_run)."""
     stages = {"generation_zero": generation_zero, "prepare_collect": prepare_collect,
               "collect_shard": collect_shard, "finish_collect": finish_collect,
-              "filter": filter_stage, "train": train_stage, "evaluate": evaluate_stage,
+              "filter": filter_stage, "train": train_stage, "gate": gate_stage,
+              "evaluate": evaluate_stage,
               "elo": elo_stage, "report": report_stage, "pairing": pairing_task,
               "bootstrap_collect": bootstrap_collect}
     return SimpleNamespace(**{name: in_run(t, run_dir) for name, t in stages.items()})

@@ -92,6 +92,57 @@ def load_team_set(team_set: str) -> list[Team]:
     return teams
 
 
+@lru_cache(maxsize=8)
+def _remixed(team_set: str, n: int) -> tuple[Team, ...]:
+    return tuple(remix_teams(load_team_set(team_set), n))
+
+
+def training_teams(team_set: str, remix: int = 0) -> list[Team]:
+    """The teams collection samples: `team_set`, plus `remix` teams recombined from its own
+    Pokémon sets (`remix_teams`)."""
+    teams = load_team_set(team_set)
+    return teams + list(_remixed(team_set, remix)) if remix else teams
+
+
+def remix_teams(teams: list[Team], n: int, seed: int = 0) -> list[Team]:
+    """`n` new teams, each six distinct species drawn by how many of `teams` use them (so the
+    tier's staples stay common), each with one of the sets `teams` give that species. Every set
+    and so every team is as legal as the teams it comes from; no new move or species enters,
+    only new combinations: more teams to learn from, none of the held-out ones (a remix equal to
+    a team of `teams` is drawn again)."""
+    sets: dict[str, dict[tuple[str, ...], str]] = {}
+    usage: dict[str, int] = {}
+    for team in teams:
+        for block in re.split(r"\n\s*\n", team.text.strip()):
+            [mon] = Teambuilder.parse_showdown_team(block)
+            species = to_id_str(mon.species or mon.nickname or "")
+            sets.setdefault(species, {}).setdefault(tuple(sorted(map(to_id_str, mon.moves))),
+                                                    block.strip())
+            usage[species] = usage.get(species, 0) + 1
+    if len(sets) < 6:
+        raise TeamError(f"remixing needs at least 6 species among the teams; they have "
+                        f"{len(sets)}.")
+    rng = random.Random(f"remix:{seed}")
+    seen = {t.fingerprint for t in teams}
+    out: list[Team] = []
+    for _ in range(100 * n):
+        if len(out) == n:
+            break
+        pool, picked = dict(usage), []
+        for _ in range(6):
+            species = rng.choices(list(pool), weights=list(pool.values()))[0]
+            del pool[species]
+            picked.append(rng.choice(list(sets[species].values())))
+        team = _parse(f"remix-{len(out):04d}", "\n\n".join(picked))
+        if team.fingerprint not in seen:
+            seen.add(team.fingerprint)
+            out.append(team)
+    if len(out) < n:
+        raise TeamError(f"only {len(out)} distinct new teams could be recombined from these "
+                        f"{len(teams)} teams, not {n}: ask for fewer (team_remix).")
+    return out
+
+
 def team_set_info(team_set: str) -> dict[str, str | int]:
     """What a figure was played with: the set's name, its number of teams and its folder."""
     return {"name": team_set, "teams": len(load_team_set(team_set)),

@@ -25,7 +25,8 @@ def runs(tmp_path_factory):
     run("selfplay", "scale=smoke", "generations=2", "run_name=base", f"runs_dir={root}",
         timeout=600)
     run("selfplay", "scale=smoke", "generations=1", "run_name=damped", "damping=dynamic",
-        "logger=wandb", f"runs_dir={root}", timeout=600)  # wandb offline: needs no login
+        "logger=wandb", "gate.battles=4", "gate.candidates=[0.5,1.0]", f"runs_dir={root}",
+        timeout=600)  # wandb offline: needs no login
     return {p.name.split("-")[0]: p for p in root.iterdir() if p.is_dir()}
 
 
@@ -95,3 +96,32 @@ def test_wandb_runs_per_generation_and_job_in_the_run_folder(runs):
             assert f"elo/gen-{k}".encode() in data
     metrics = [json.loads(line) for line in (damped / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [0, 1] and "eval/win_rate/random" in metrics[1]
+
+
+def test_the_gate_chooses_generation_1_by_match_play_on_the_training_teams(runs):
+    from safetensors.torch import load_file
+
+    from metamon_sp.results import read_games
+
+    damped = runs["damped"]
+    record = json.loads((damped / "gen-001" / "gate" / "gate.json").read_text())
+    assert list(record["candidates"]) == ["step-000030", "end"] and record["team_set"] == "gen1ou"
+    assert all(c["games"] == 4 for c in record["candidates"].values())
+    chosen = damped / "gen-001" / "gate" / "checkpoint"
+    meta = json.loads((chosen / "checkpoint.json").read_text())
+    assert meta["generation"] == 1 and meta["metrics"]["gate/choice"] == record["choice"]
+    source = record["source"]
+    assert source == (record["parent"] if record["choice"] == "parent"
+                      else record["candidates"][record["choice"]]["checkpoint"])
+    ours = load_file(str(chosen / "model.safetensors"))
+    theirs = load_file(f"{source}/model.safetensors")
+    assert ours.keys() == theirs.keys() and all((ours[k] == theirs[k]).all() for k in ours)
+    # from here on generation 1 is the gate's choice, and the gate's games are never rated
+    summary = json.loads((damped / "gen-001" / "eval" / "summary.json").read_text())
+    assert summary["player_spec"].endswith("gen-001/gate/checkpoint")
+    assert summary["player"] == f"{damped.name}/gen-001"
+    rated = read_games([damped])
+    assert rated and not [r for r in rated if "/gate/" in r["source"]]
+    run("report", str(damped))
+    report = (damped / "report" / "report.md").read_text()
+    assert f"| {damped.name}/gen-001 | step-000030 " in report

@@ -87,7 +87,8 @@ def test_a_knob_added_later_leaves_old_runs_folders_alone_at_its_default():
     old = _without(cfg.to_dict(), (*RUN_KEYS, *EVAL_KEYS, *SPEED_KEYS, *HASH_OMITTED_AT))
     assert cfg.hash() == _digest(old)
     for other in ("train.precision=bf16", "train.adv_margin=0.003", "collect.explore=critic",
-                  "policy.explore=critic"):
+                  "policy.explore=critic", "gate.battles=200", "gate.candidates=[0.5,1.0]",
+                  "gate.min_win_rate=0.55"):
         assert load_config([*old_values, other]).hash() != cfg.hash(), other
     with pytest.raises(ConfigError, match=r"collect\.explore"):
         load_config(["collect.explore=greedy"])

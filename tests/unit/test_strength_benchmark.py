@@ -30,9 +30,12 @@ def _source(tmp_path: Path) -> Path:
     return src
 
 
-def test_generation_zero_is_copied_with_its_time(tmp_path):
+def test_generation_zero_is_copied_with_its_time(tmp_path, capsys):
     src, run = _source(tmp_path), tmp_path / "run"
-    assert strength.reuse_generation_zero(src, run, {**RECIPE, "train": {"steps": 1}}) == 448.0
+    config = {**RECIPE, "train": {"steps": 1, "progress": False}, "team_remix": 500}
+    assert strength.reuse_generation_zero(src, run, config) == 448.0
+    # allowed, but said: generation 0 trained with other steps, on the teams without remixes
+    assert "other train.steps, team_remix than this run's" in capsys.readouterr().out
     assert (run / "gen-000" / "train" / "checkpoint" / "model.safetensors").read_text() == "w"
     assert (run / "gen-000" / "data" / "manifest.json").exists()
     assert not (run / "gen-000" / "eval").exists()

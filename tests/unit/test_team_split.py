@@ -14,7 +14,8 @@ from poke_env.teambuilder import Teambuilder
 from metamon_sp import evaluate as evaluate_mod
 from metamon_sp.config import load_config
 from metamon_sp.evaluate import evaluate, play_pairing, team_pairs
-from metamon_sp.teams import TEAMS_DIR, load_team_set, shared_teams, team_set_info
+from metamon_sp.teams import (TEAMS_DIR, TeamError, load_team_set, remix_teams, shared_teams,
+                              team_set_info, training_teams)
 
 TRAIN, HELD_OUT = "gen1ou", "gen1ou_eval"
 
@@ -110,10 +111,11 @@ def test_pairing_games_are_collected_with_the_eval_team_set(monkeypatch, tmp_pat
 
     def fake_collect(hcfg, out_dir, teams_for=None, **kw):
         seen.append((hcfg.team_set, teams_for[0].packed, teams_for[1].packed))
+        assert hcfg.team_remix == 0  # remixes are training teams only
 
     monkeypatch.setattr(evaluate_mod, "collect", fake_collect)
     monkeypatch.setattr(evaluate_mod, "games_from_dataset", lambda *a, **kw: [])
-    cfg = load_config()
+    cfg = load_config(["team_remix=100"])
     play_pairing(cfg, "random", "max_base_power", 6, tmp_path)
     held_out = {t.packed for t in load_team_set(HELD_OUT)}
     assert [s[0] for s in seen] == [HELD_OUT, HELD_OUT]  # collect validates and names these
@@ -131,3 +133,27 @@ def test_evaluation_summary_records_the_team_set(monkeypatch, tmp_path, caplog):
         evaluate(load_config(["eval.team_set=gen1ou"]), "random", ["max_base_power"], 2,
                  tmp_path / "seen", show_progress=False)
     assert "evaluation plays the training teams" in caplog.text
+
+
+def test_remixed_teams_recombine_the_training_sets_and_hold_out_the_held_out(splits, tmp_path):
+    train, held_out = splits
+    remix = remix_teams(train, 300)
+    assert remix == remix_teams(train, 300)  # fixed: every run and machine trains on the same
+    assert len({t.fingerprint for t in remix}) == 300 and not shared_teams(remix, train)
+    assert not shared_teams(remix, held_out)
+    def sets(team):
+        return [(to_id_str(m.species or m.nickname), tuple(sorted(map(to_id_str, m.moves))))
+                for m in Teambuilder.parse_showdown_team(team.text)]
+
+    known = {s for t in train for s in sets(t)}
+    for team in remix:
+        mons = sets(team)
+        assert len(mons) == 6 and len({species for species, _ in mons}) == 6  # species clause
+        assert set(mons) <= known
+    assert training_teams(TRAIN, 300)[:len(train)] == train
+    assert training_teams(TRAIN, 300)[len(train):] == remix and training_teams(TRAIN) == train
+    (tmp_path / "pair.txt").write_text("\n\n".join(train[0].text.strip().split("\n\n")[:2]))
+    with pytest.raises(TeamError, match="at least 6 species"):
+        remix_teams(load_team_set(str(tmp_path)), 3)
+    with pytest.raises(TeamError, match="fewer"):  # one team: no new combination at all
+        remix_teams(train[:1], 3)

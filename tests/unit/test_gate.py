@@ -1,0 +1,85 @@
+"""The gate's choice, its candidates' steps and places, and where a run finds generation k."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from metamon_sp.checkpoint import load_checkpoint
+from metamon_sp.config import ConfigError, load_config
+from metamon_sp.gate import PARENT, choose
+from metamon_sp.pipeline import Run, stage_done
+from metamon_sp.players import CHECKPOINT_PREFIX
+from metamon_sp.results import label
+from metamon_sp.train import candidate_path, candidate_steps, train
+from tests.factories import structured_dataset
+
+
+def _rec(rate):
+    return {"win_rate": rate, "games": 0 if rate is None else 10}
+
+
+def test_the_best_candidate_wins_the_gate_and_the_parent_stays_below_the_bar():
+    assert choose({"step-000750": _rec(0.55), "end": _rec(0.61)}, 0.5) == "end"
+    assert choose({"step-000750": _rec(0.58), "end": _rec(0.52)}, 0.5) == "step-000750"
+    assert choose({"step-000750": _rec(0.45), "end": _rec(0.48)}, 0.5) == PARENT
+    # a tie goes to the candidate trained longest (records run in training order)
+    assert choose({"step-000750": _rec(0.5), "end": _rec(0.5)}, 0.5) == "end"
+    assert choose({"end": _rec(None)}, 0.0) == PARENT  # no games: nothing to go on
+    assert choose({"end": _rec(0.3)}, 0.0) == "end"    # min_win_rate 0: always the best
+
+
+def test_candidate_steps_and_places():
+    assert candidate_steps([0.5, 1.0], 1500) == [750, 1500]
+    assert candidate_steps([1.0, 0.5, 0.5], 7) == [4, 7]
+    assert candidate_steps([0.001], 100) == [1]
+    assert candidate_path("t", 1500, 1500).as_posix() == "t/checkpoint"
+    assert candidate_path("t", 750, 1500).as_posix() == "t/candidates/step-000750"
+
+
+def test_a_gated_generation_keeps_its_name_and_the_run_finds_it(tmp_path):
+    run = Run(tmp_path / "run-abc")
+    trained = run.gen(2) / "train" / "checkpoint"
+    (trained).mkdir(parents=True)
+    (trained / "checkpoint.json").write_text("{}")
+    assert run.checkpoint(2) == trained
+    gated = run.gen(2) / "gate" / "checkpoint"
+    gated.mkdir(parents=True)
+    assert run.checkpoint(2) == trained  # a gate that has not written its choice yet
+    (gated / "checkpoint.json").write_text("{}")
+    assert run.checkpoint(2) == gated and run.spec(2) == f"{CHECKPOINT_PREFIX}{gated}"
+    assert label(run.spec(2)) == label(f"{CHECKPOINT_PREFIX}{trained}") == "run-abc/gen-002"
+    assert not stage_done(run, "gate", 2)
+    (run.gen(2) / "gate" / "gate.json").write_text("{}")
+    assert stage_done(run, "gate", 2)
+
+
+def test_gate_config_checks_and_hash():
+    base = load_config([])
+    assert base.gate.battles == 0 and base.hash() == load_config(["gate.min_win_rate=0.5"]).hash()
+    assert load_config(["gate.battles=200"]).hash() != base.hash()
+    assert load_config(["gate.battles=200", "gate.candidates=[0.5,1.0]"]).hash() != \
+        load_config(["gate.battles=200"]).hash()
+    for bad, key in (("gate.battles=-1", "gate.battles"),
+                     ("gate.candidates=[0.0]", "gate.candidates"),
+                     ("gate.candidates=[]", "gate.candidates"),
+                     ("gate.min_win_rate=1.5", "gate.min_win_rate")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config([bad])
+
+
+def test_training_keeps_its_candidates_along_the_way(tmp_path):
+    data = structured_dataset(tmp_path / "d")
+    cfg = load_config(["model.context=8", "train.batch_size=16", "train.warmup_steps=5",
+                       "train.progress=false", "train.steps=20", "train.checkpoint_every=10"])
+    end = train(cfg, [data], tmp_path / "t", keep=[0.25, 1.0])
+    half = candidate_path(tmp_path / "t", 5, 20)
+    assert sorted(p.name for p in (tmp_path / "t" / "candidates").iterdir()) == ["step-000005"]
+    (a, ma), (b, mb) = load_checkpoint(half), load_checkpoint(end)
+    assert (ma.step, mb.step) == (5, 20)
+    assert not (half / "train_state.json").exists()  # weights to play, not a place to resume
+    assert any(not torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    # the same run without candidates ends on the same weights: keeping them changes nothing
+    plain = train(cfg, [data], tmp_path / "p")
+    for k, v in load_checkpoint(plain)[0].state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
