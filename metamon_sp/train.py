@@ -342,7 +342,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
                 on_progress(step + 1, steps)
             if step + 1 in keep_steps and step + 1 < steps:
                 save_checkpoint(candidate_path(out_dir, step + 1, steps), model,
-                                replace(meta, step=step + 1, metrics=_summary(recent)))
+                                replace(meta, step=step + 1, metrics=_summary(recent),
+                                        created_at=""))  # its own time, not the last save's
             if (step + 1) % tc.checkpoint_every == 0 or step + 1 == steps:
                 logger.flush()
                 meta.step = step + 1

@@ -108,8 +108,8 @@ def remix_teams(teams: list[Team], n: int, seed: int = 0) -> list[Team]:
     """`n` new teams, each six distinct species drawn by how many of `teams` use them (so the
     tier's staples stay common), each with one of the sets `teams` give that species. Every set
     and so every team is as legal as the teams it comes from; no new move or species enters,
-    only new combinations: more teams to learn from, none of the held-out ones (a remix equal to
-    a team of `teams` is drawn again)."""
+    only new combinations: more teams to learn from (a remix equal to one of `teams` is drawn
+    again; that none equals a held-out team is checked by tests/unit/test_team_split.py)."""
     sets: dict[str, dict[tuple[str, ...], str]] = {}
     usage: dict[str, int] = {}
     for team in teams:

@@ -137,9 +137,9 @@ def test_evaluation_summary_records_the_team_set(monkeypatch, tmp_path, caplog):
 
 def test_remixed_teams_recombine_the_training_sets_and_hold_out_the_held_out(splits, tmp_path):
     train, held_out = splits
-    remix = remix_teams(train, 300)
-    assert remix == remix_teams(train, 300)  # fixed: every run and machine trains on the same
-    assert len({t.fingerprint for t in remix}) == 300 and not shared_teams(remix, train)
+    remix = remix_teams(train, 500)  # TX's remixes (docs/strength.md)
+    assert remix == remix_teams(train, 500)  # fixed: every run and machine trains on the same
+    assert len({t.fingerprint for t in remix}) == 500 and not shared_teams(remix, train)
     assert not shared_teams(remix, held_out)
     def sets(team):
         return [(to_id_str(m.species or m.nickname), tuple(sorted(map(to_id_str, m.moves))))
@@ -150,8 +150,8 @@ def test_remixed_teams_recombine_the_training_sets_and_hold_out_the_held_out(spl
         mons = sets(team)
         assert len(mons) == 6 and len({species for species, _ in mons}) == 6  # species clause
         assert set(mons) <= known
-    assert training_teams(TRAIN, 300)[:len(train)] == train
-    assert training_teams(TRAIN, 300)[len(train):] == remix and training_teams(TRAIN) == train
+    assert training_teams(TRAIN, 500)[:len(train)] == train
+    assert training_teams(TRAIN, 500)[len(train):] == remix and training_teams(TRAIN) == train
     (tmp_path / "pair.txt").write_text("\n\n".join(train[0].text.strip().split("\n\n")[:2]))
     with pytest.raises(TeamError, match="at least 6 species"):
         remix_teams(load_team_set(str(tmp_path)), 3)
