@@ -51,7 +51,9 @@ def candidate_steps(fractions: Sequence[float], steps: int) -> list[int]:
 def candidate_path(out_dir: Path | str, step: int, steps: int) -> Path:
     """Where `train(..., keep=...)` keeps the weights of `step` (the end: the checkpoint)."""
     out_dir = Path(out_dir)
-    return out_dir / CHECKPOINT_DIR if step >= steps else out_dir / CANDIDATES / f"step-{step:06d}"
+    if step >= steps:
+        return out_dir / CHECKPOINT_DIR
+    return out_dir / CANDIDATES / f"step-{step:06d}"
 
 
 def resolve_device(name: str) -> torch.device:
