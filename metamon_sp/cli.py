@@ -34,8 +34,8 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "study": ("arms x seeds from one generation 0, rated on one scale, with a verdict that "
               "accounts for seed variance (study=damping or study=reward)", (), ("seeds",)),
     "config": ("print the resolved config (and its hash)", (), ()),
-    "validate-teams": ("check every team of `team_set` and `eval.team_set` with Showdown's "
-                       "validator", (), ()),
+    "validate-teams": ("check every team of `team_set`, `eval.team_set` and `gate.team_set` with "
+                       "Showdown's validator", (), ()),
     "install-showdown": ("install the pinned Showdown server into the cache", (), ()),
 }
 
@@ -192,7 +192,8 @@ def cmd_config(cfg: Config, io: dict[str, str]) -> None:
 def cmd_validate_teams(cfg: Config, io: dict[str, str]) -> None:
     from metamon_sp.teams import load_team_set, validate_team_set
 
-    for key, name in (("team_set", cfg.team_set), ("eval.team_set", cfg.eval.team_set)):
+    for key, name in (("team_set", cfg.team_set), ("eval.team_set", cfg.eval.team_set),
+                      ("gate.team_set", cfg.gate.team_set)):
         teams = load_team_set(name)
         validate_team_set(teams, cfg.format)
         print(f"all {len(teams)} teams of {name} ({key}) are legal in {cfg.format}")

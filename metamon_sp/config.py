@@ -29,10 +29,11 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
               "train.progress",
               "train.threads", "train.checkpoint_every", "policy.threads")
 """Only change how fast, how often or how visibly the same results are made."""
-HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0,
+HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
                    "collect.explore": "uniform", "policy.explore": "uniform",
                    "team_remix": 0,
-                   "gate.battles": 0, "gate.candidates": [1.0], "gate.min_win_rate": 0.5}
+                   "gate.battles": 0, "gate.candidates": [1.0], "gate.min_win_rate": 0.5,
+                   "gate.team_set": "gen1ou_select"}
 """Knobs added after runs were made: at these values they are left out of the hash, so a run made
 before the knob existed keeps its folder and resumes."""
 RUNNERS = ("auto", "threads", "processes", "dask")
@@ -265,6 +266,11 @@ class TrainConfig:
     """The policy's own (not exploratory) decisions are cloned only when their advantage exceeds
     this: where the policy is sure, A sits at the critic's noise around 0 (docs/strength.md, R1),
     and a coin-toss A > 0 clones half of them."""
+    ema: float = 0.0
+    """Polyak averaging of the weights over the training's steps: each step average ←
+    ema·average + (1 − ema)·weights, and the checkpoint (and each gate candidate) holds the
+    average, the end of a fine-tune without the noise of its last steps (0.995: about the last
+    200 steps). 0: off, the last step's weights."""
     pi_coef: float = 0.0
     """Weight of the policy-improvement term −E_π Q."""
     critic_coef: float = 1.0
@@ -290,6 +296,7 @@ class TrainConfig:
                self.actor_filter, "one of binary, exp, none")
         _check(self.explored_margin >= 0, "train.explored_margin", self.explored_margin, ">= 0")
         _check(self.adv_margin >= 0, "train.adv_margin", self.adv_margin, ">= 0")
+        _check(0 <= self.ema < 1, "train.ema", self.ema, "in [0, 1)")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
                "train.device", self.device, "auto, cpu, cuda or cuda:N")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")
@@ -355,9 +362,10 @@ class PoolConfig:
 @dataclass
 class GateConfig:
     """Generation k is chosen by match play (AlphaGo Zero's evaluator): each candidate, the end of
-    its training or a checkpoint part-way through it, plays generation k−1 on the training teams
-    (never the evaluation split), and the one winning most becomes generation k, provided it wins
-    at least `min_win_rate`; else generation k−1 carries on as generation k. Off at 0 battles."""
+    its training or a checkpoint part-way through it, plays generation k−1 on `team_set` (a split
+    held out from training and from evaluation alike), and the one winning most becomes generation
+    k, provided it wins at least `min_win_rate`; else generation k−1 carries on as generation k.
+    Off at 0 battles."""
 
     battles: int = 0
     """Games each candidate plays against generation k−1 (mirrored team pairs; 0: no gate, the
@@ -366,6 +374,10 @@ class GateConfig:
     """Where in the training the candidates are taken, as fractions of its steps (1.0: the end)."""
     min_win_rate: float = 0.5
     """The best candidate's win rate against generation k−1 needed to replace it."""
+    team_set: str = "gen1ou_select"
+    """The teams the gate plays on: by default the selection split, which neither collection nor
+    evaluation uses, so the gate sees how a candidate plays teams it never trained on (on the
+    training teams it cannot: docs/strength.md, G) without tuning to the evaluation figures."""
 
     def __post_init__(self) -> None:
         _check(self.battles >= 0, "gate.battles", self.battles, ">= 0")
@@ -525,6 +537,11 @@ class Config:
                "a non-empty name without '/'")
         _check(self.wandb_mode in ("offline", "online", "disabled"), "wandb_mode",
                self.wandb_mode, "offline, online or disabled")
+        if self.gate.battles and self.gate.team_set == self.eval.team_set:
+            raise ConfigError(
+                f"gate.team_set={self.gate.team_set!r} is also eval.team_set: the gate would choose "
+                "each generation by the games the run is judged on. Give the gate a split of its "
+                "own (the default gate.team_set=gen1ou_select), or set gate.battles=0.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,9 +5,10 @@ its interval (docs/strength.md). Each candidate, the end of generation k's train
 checkpoint part-way through it (`gate.candidates`), plays generation k−1 `gate.battles` times,
 every candidate on the same team pairs and battle seeds. The best becomes generation k if it wins
 at least `gate.min_win_rate`; else generation k−1's weights carry on as generation k (its data
-still joins the replay window). The games use the training teams and are kept apart from the
-rating games: the evaluation split, and the figures a run is judged by, never take part in the
-choice.
+still joins the replay window). The games use `gate.team_set`, by default the selection split
+(`gen1ou_select`): teams collection never samples, so the gate sees how a candidate plays teams it
+has not trained on, and that evaluation never plays, so the figures a run is judged by take no
+part in the choice (train / select / evaluate). The games are kept apart from the rating games.
 
     gen-NNN/gate/games/<candidate>/   the gate's games (trajectories of both sides)
     gen-NNN/gate/gate.parquet         their results (not `games.parquet`: never rated)
@@ -25,7 +26,7 @@ from typing import Any
 from metamon_sp import atomic
 from metamon_sp.checkpoint import load_checkpoint, save_checkpoint
 from metamon_sp.collect import open_backend
-from metamon_sp.config import Config
+from metamon_sp.config import Config, GateConfig
 from metamon_sp.evaluate import play_pairing
 from metamon_sp.players import CHECKPOINT_PREFIX
 from metamon_sp.results import append_games, pairing_summary
@@ -55,8 +56,9 @@ def run_gate(cfg: Config, candidates: dict[str, Path], parent: Path, out_dir: Pa
     Re-running resumes the games already played."""
     out_dir = Path(out_dir)
     gc = cfg.gate
-    # the training teams: the evaluation split stays for the figures the run is judged by
-    gcfg = replace(cfg, eval=replace(cfg.eval, team_set=cfg.team_set))
+    # Pairings on the selection split: the evaluation split stays for the figures the run is
+    # judged by. (The pairings' config is not itself gated, so it may name that split in eval.)
+    gcfg = replace(cfg, eval=replace(cfg.eval, team_set=gc.team_set), gate=GateConfig())
     parent_spec = f"{CHECKPOINT_PREFIX}{parent}"
     records: dict[str, dict[str, Any]] = {}
     with open_backend(gcfg, out_dir / "logs") as server:
@@ -78,7 +80,7 @@ def run_gate(cfg: Config, candidates: dict[str, Path], parent: Path, out_dir: Pa
     save_checkpoint(out_dir / "checkpoint", model, replace(
         meta, generation=generation, parent=str(Path(parent).resolve()), created_at="",
         metrics={**meta.metrics, "gate/choice": choice, "gate/win_rate": rate}))
-    record = {"generation": generation, "parent": str(parent), "team_set": cfg.team_set,
+    record = {"generation": generation, "parent": str(parent), "team_set": gc.team_set,
               "battles": gc.battles, "min_win_rate": gc.min_win_rate, "choice": choice,
               "source": str(source), "candidates": records}
     atomic.write_json(out_dir / RECORD, record)

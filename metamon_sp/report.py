@@ -281,8 +281,9 @@ def gate_table(d: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     lines = ["", "## Gate", "",
-             "Each generation's candidates against its parent, on the training teams (games not "
-             "rated); the best becomes the generation if it wins at least "
+             "Each generation's candidates against its parent, on the teams of "
+             f"`{rows[0][1]['team_set']}` (games not rated); the best becomes the generation if it "
+             "wins at least "
              f"{_pct(rows[0][1]['min_win_rate'])}, else the parent carries on.", "",
              "| generation | candidates: win rate [95% interval] / games | chosen |",
              "|---|---|---|"]

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR, METRICS, SUMMARY = "checkpoint", "metrics.jsonl", "train_summary.json"
 CANDIDATES = "candidates"
+RAW = "raw."  # under `train.ema`, the train state's copy of the weights the optimizer steps
 
 
 def candidate_steps(fractions: Sequence[float], steps: int) -> list[int]:
@@ -273,11 +274,14 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
         model.set_num_stats(*data.num_stats())
     model.to(device)
     ref = copy.deepcopy(model).requires_grad_(False).eval()  # π_ref: where this training started
+    # train.ema: the weights played and saved are an average, the optimizer steps `model`
+    average = copy.deepcopy(model).requires_grad_(False) if tc.ema else None
+    played = average if average is not None else model
     opt = torch.optim.AdamW(param_groups(model), lr=tc.lr, weight_decay=tc.weight_decay)
     controller = DampingController(dc, warmup_steps=tc.warmup_steps)
     detector = EntropyCollapseDetector(dc.collapse_window, dc.max_entropy_drop_per_step,
                                        smoothing=dc.smoothing)
-    start = _resume(ckpt_path, cfg, model, opt, controller, detector, rng)
+    start = _resume(ckpt_path, cfg, model, opt, controller, detector, rng, average)
     if start >= steps:
         log.info("%s is already trained (%d steps)", ckpt_path, start)
         return ckpt_path
@@ -312,6 +316,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()
             opt.step()
             model.update_targets(tc.tau)
+            if average is not None:
+                update_average(average, model, tc.ema)
             with autocast(tc.precision, device):
                 kl_step = (step_kl(model, batch, out.logp, dc.kl_measure_windows) if measured
                            else None)
@@ -343,15 +349,16 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
                                             or step + 1 == steps):
                 on_progress(step + 1, steps)
             if step + 1 in keep_steps and step + 1 < steps:
-                save_checkpoint(candidate_path(out_dir, step + 1, steps), model,
+                save_checkpoint(candidate_path(out_dir, step + 1, steps), played,
                                 replace(meta, step=step + 1, metrics=_summary(recent),
                                         created_at=""))  # its own time, not the last save's
             if (step + 1) % tc.checkpoint_every == 0 or step + 1 == steps:
                 logger.flush()
                 meta.step = step + 1
                 meta.metrics = _summary(recent)
-                save_checkpoint(ckpt_path, model, meta,
-                                train_state=_train_state(opt, controller, detector, rng, step + 1))
+                save_checkpoint(ckpt_path, played, meta,
+                                train_state=_train_state(opt, controller, detector, rng, step + 1,
+                                                         model if average is not None else None))
         logger.log_artifact(ckpt_path, name=f"{(run.group if run else None) or out_dir.name}"
                             f"-gen-{generation:03d}", type="model",
                             metadata={"generation": generation, "step": steps,
@@ -401,10 +408,25 @@ def param_groups(model: PolicyModel) -> list[dict[str, Any]]:
     return [{"params": actor, "name": "actor"}, {"params": rest, "name": "trunk_and_critics"}]
 
 
+@torch.no_grad()
+def update_average(average: PolicyModel, model: PolicyModel, decay: float) -> None:
+    """average ← decay·average + (1 − decay)·model, tensor by tensor (integer buffers copied)."""
+    for a, m in zip(average.state_dict().values(), model.state_dict().values()):
+        if a.is_floating_point():
+            a.lerp_(m, 1.0 - decay)
+        else:
+            a.copy_(m)
+
+
 def _train_state(opt: torch.optim.Optimizer, controller: DampingController,
-                 detector: EntropyCollapseDetector, rng: np.random.Generator, step: int
+                 detector: EntropyCollapseDetector, rng: np.random.Generator, step: int,
+                 raw: PolicyModel | None = None
                  ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """What resuming needs beyond the checkpoint's weights; `raw`: the stepped weights, when the
+    checkpoint holds their average (`train.ema`)."""
     tensors, scalars = optimizer_state(opt)
+    if raw is not None:
+        tensors.update({RAW + k: v for k, v in raw.state_dict().items()})
     tensors["rng.torch"] = torch.get_rng_state()
     scalars.update(step=step, numpy_rng=rng.bit_generator.state, damping=asdict(controller.state),
                    entropy_detector=detector.state())
@@ -413,8 +435,10 @@ def _train_state(opt: torch.optim.Optimizer, controller: DampingController,
 
 def _resume(ckpt_path: Path, cfg: Config, model: PolicyModel, opt: torch.optim.Optimizer,
             controller: DampingController, detector: EntropyCollapseDetector,
-            rng: np.random.Generator) -> int:
-    """Continue from the run's own checkpoint, if it has one; return the step reached."""
+            rng: np.random.Generator, average: PolicyModel | None = None) -> int:
+    """Continue from the run's own checkpoint, if it has one; return the step reached. With
+    `average` (train.ema), the checkpoint's weights are the average and the stepped weights come
+    from the train state."""
     if not (ckpt_path / "checkpoint.json").exists():
         return 0
     meta = read_meta(ckpt_path)
@@ -425,8 +449,11 @@ def _resume(ckpt_path: Path, cfg: Config, model: PolicyModel, opt: torch.optim.O
     if state is None:
         return meta.step
     trained, _ = load_checkpoint(ckpt_path, expected=cfg.model)
-    model.load_state_dict(trained.state_dict())
     tensors, scalars = state
+    if average is not None:
+        average.load_state_dict(trained.state_dict())
+        trained.load_state_dict({k[len(RAW):]: v for k, v in tensors.items() if k.startswith(RAW)})
+    model.load_state_dict(trained.state_dict())
     try:
         restore_optimizer(opt, tensors, scalars)
     except ValueError as e:  # e.g. parameters laid out differently by another version of the code

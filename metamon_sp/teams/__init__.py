@@ -4,12 +4,13 @@ A team set is a folder of `.txt` files, one team per file (a file may also hold 
 under Showdown backup headers `=== [gen1ou] Name ===`). A name of a folder here names a shipped
 set; any other value is a folder path.
 
-Shipped Gen 1 OU teams come in two disjoint splits (by `fingerprint`, checked by the unit tests):
-`gen1ou` (44 teams) is what collection samples, so the agent trains on it; `gen1ou_eval` (20 teams)
-is held out for evaluation and ratings (`eval.team_set`). The split is the folders themselves,
+Shipped Gen 1 OU teams come in three disjoint splits (by `fingerprint`, checked by the unit
+tests): `gen1ou` (44 teams) is what collection samples, so the agent trains on it; `gen1ou_eval`
+(20 teams) is held out for evaluation and ratings (`eval.team_set`); `gen1ou_select` (16 teams) is
+held out from both for the gate's games (`gate.team_set`). The split is the folders themselves,
 fixed by hand so each archetype (big-four cores, freeze, sleep leads, paralysis, ground, Amnesia,
 Wrap/Clamp trappers, Explosion, Hyper Beam offense, Reflect/Rest stall, niche picks) has teams in
-both; see `teams/README.md`.
+each; see `teams/README.md`.
 """
 
 from __future__ import annotations

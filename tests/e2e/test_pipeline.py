@@ -98,15 +98,20 @@ def test_wandb_runs_per_generation_and_job_in_the_run_folder(runs):
     assert [m["step"] for m in metrics] == [0, 1] and "eval/win_rate/random" in metrics[1]
 
 
-def test_the_gate_chooses_generation_1_by_match_play_on_the_training_teams(runs):
+def test_the_gate_chooses_generation_1_by_match_play_on_the_selection_split(runs):
     from safetensors.torch import load_file
 
     from metamon_sp.results import read_games
+    from metamon_sp.teams import load_team_set
 
     damped = runs["damped"]
     record = json.loads((damped / "gen-001" / "gate" / "gate.json").read_text())
-    assert list(record["candidates"]) == ["step-000030", "end"] and record["team_set"] == "gen1ou"
+    assert list(record["candidates"]) == ["step-000030", "end"]
+    assert record["team_set"] == "gen1ou_select"
     assert all(c["games"] == 4 for c in record["candidates"].values())
+    gate_games = read_games([damped / "gen-001" / "gate" / "gate.parquet"])
+    select = {t.name for t in load_team_set("gen1ou_select")}
+    assert len(gate_games) == 8 and {g[k] for g in gate_games for k in ("a_team", "b_team")} <= select
     chosen = damped / "gen-001" / "gate" / "checkpoint"
     meta = json.loads((chosen / "checkpoint.json").read_text())
     assert meta["generation"] == 1 and meta["metrics"]["gate/choice"] == record["choice"]

@@ -11,7 +11,7 @@ from tests.unit.test_teams import TEAM
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.mark.parametrize("team_set", ["gen1ou", "gen1ou_eval"])  # training and held-out splits
+@pytest.mark.parametrize("team_set", ["gen1ou", "gen1ou_eval", "gen1ou_select"])  # all three splits
 def test_every_shipped_team_passes_showdowns_validator(team_set):
     teams = load_team_set(team_set)
     problems = validate_teams([t.packed for t in teams], "gen1ou")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
-from metamon_sp.checkpoint import load_checkpoint
+from metamon_sp.checkpoint import CheckpointMeta, load_checkpoint
 from metamon_sp.config import ConfigError, load_config
-from metamon_sp.gate import PARENT, choose
+from metamon_sp import gate as gate_mod
+from metamon_sp.gate import PARENT, choose, run_gate
 from metamon_sp.pipeline import Run, stage_done
 from metamon_sp.players import CHECKPOINT_PREFIX
 from metamon_sp.results import label
@@ -60,12 +63,38 @@ def test_gate_config_checks_and_hash():
     assert load_config(["gate.battles=200"]).hash() != base.hash()
     assert load_config(["gate.battles=200", "gate.candidates=[0.5,1.0]"]).hash() != \
         load_config(["gate.battles=200"]).hash()
+    # the selection split is the default: at it, the hash of a run made before the knob stays
+    assert base.gate.team_set == "gen1ou_select"
+    assert load_config(["gate.team_set=gen1ou_select"]).hash() == base.hash()
+    assert load_config(["gate.battles=200", "gate.team_set=gen1ou"]).hash() != \
+        load_config(["gate.battles=200"]).hash()
     for bad, key in (("gate.battles=-1", "gate.battles"),
                      ("gate.candidates=[0.0]", "gate.candidates"),
                      ("gate.candidates=[]", "gate.candidates"),
                      ("gate.min_win_rate=1.5", "gate.min_win_rate")):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_config([bad])
+    # a gate on the evaluation split would choose by the games the run is judged on
+    with pytest.raises(ConfigError, match=r"gate\.team_set='gen1ou_eval' is also eval\.team_set"):
+        load_config(["gate.battles=200", "gate.team_set=gen1ou_eval"])
+    assert load_config(["gate.team_set=gen1ou_eval"]).gate.battles == 0  # no gate: no harm
+
+
+def test_the_gate_plays_on_its_own_team_set(monkeypatch, tmp_path):
+    played = []
+
+    def fake_pairing(gcfg, spec, parent_spec, battles, out_dir, names, **kw):
+        played.append((gcfg.eval.team_set, gcfg.team_set, kw["pair_key"]))
+        return []
+
+    monkeypatch.setattr(gate_mod, "open_backend", lambda *a, **kw: contextlib.nullcontext())
+    monkeypatch.setattr(gate_mod, "play_pairing", fake_pairing)
+    monkeypatch.setattr(gate_mod, "load_checkpoint", lambda path: ("weights", CheckpointMeta(model={})))
+    monkeypatch.setattr(gate_mod, "save_checkpoint", lambda *a, **kw: None)
+    cfg = load_config(["gate.battles=10"])
+    record = run_gate(cfg, {"end": tmp_path / "end"}, tmp_path / "parent", tmp_path / "gate", 3)
+    assert played == [("gen1ou_select", "gen1ou", "gate")]  # collection's teams stay the training
+    assert record["team_set"] == "gen1ou_select" and record["choice"] == PARENT  # no games won
 
 
 def test_training_keeps_its_candidates_along_the_way(tmp_path):

@@ -44,23 +44,29 @@ def test_critic_and_bc_losses_fall(data, tmp_path):
         assert key in rows[-1]
 
 
-def test_training_is_deterministic_and_resumes_exactly(data, tmp_path, monkeypatch):
-    cfg = load_config(FAST + ["train.steps=30", "train.checkpoint_every=10", "damping=dynamic"])
-    a = train(cfg, [data], tmp_path / "a")
-    b = train(cfg, [data], tmp_path / "b")
-    real_step_kl, calls = train_mod.step_kl, {"n": 0}
+def _interrupted_then_resumed(cfg, data, out, monkeypatch, hook: str):
+    """Train, killed at the 15th call of `train_mod.<hook>` (step 15), then run again: it
+    resumes from its step-10 checkpoint. Returns the finished checkpoint."""
+    real, calls = getattr(train_mod, hook), {"n": 0}
 
     def crash_at_15(*args):
         calls["n"] += 1
         if calls["n"] == 15:
             raise KeyboardInterrupt("simulated interruption")
-        return real_step_kl(*args)
+        return real(*args)
 
-    monkeypatch.setattr(train_mod, "step_kl", crash_at_15)
+    monkeypatch.setattr(train_mod, hook, crash_at_15)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, [data], tmp_path / "c")
-    monkeypatch.setattr(train_mod, "step_kl", real_step_kl)
-    c = train(cfg, [data], tmp_path / "c")  # resumes from its step-10 checkpoint
+        train(cfg, [data], out)
+    monkeypatch.setattr(train_mod, hook, real)
+    return train(cfg, [data], out)
+
+
+def test_training_is_deterministic_and_resumes_exactly(data, tmp_path, monkeypatch):
+    cfg = load_config(FAST + ["train.steps=30", "train.checkpoint_every=10", "damping=dynamic"])
+    a = train(cfg, [data], tmp_path / "a")
+    b = train(cfg, [data], tmp_path / "b")
+    c = _interrupted_then_resumed(cfg, data, tmp_path / "c", monkeypatch, "step_kl")
     wa, wb, wc = (load_checkpoint(p)[0].state_dict() for p in (a, b, c))
     for k in wa:
         assert torch.equal(wa[k], wb[k]), f"{k}: two seeded runs differ"
@@ -68,6 +74,36 @@ def test_training_is_deterministic_and_resumes_exactly(data, tmp_path, monkeypat
     steps = [r["step"] for r in read_metrics(tmp_path / "c" / "metrics.jsonl")]
     assert steps == list(range(1, 31))
     assert train(cfg, [data], tmp_path / "c") == c  # finished: nothing to redo
+
+
+def test_weight_average_is_the_checkpoint_and_resumes_exactly(data, tmp_path, monkeypatch):
+    from metamon_sp.checkpoint import load_train_state
+    from metamon_sp.train import RAW, update_average
+
+    cfg = load_config(FAST + ["train.steps=30", "train.checkpoint_every=10", "train.ema=0.9"])
+    assert cfg.hash() != load_config(FAST).hash() == load_config(FAST + ["train.ema=0"]).hash()
+    a = train(cfg, [data], tmp_path / "a", keep=[0.5, 1.0])
+    # resumes its average and its stepped weights
+    c = _interrupted_then_resumed(cfg, data, tmp_path / "c", monkeypatch, "update_average")
+    wa, wc = (load_checkpoint(p)[0].state_dict() for p in (a, c))
+    assert all(torch.equal(wa[k], wc[k]) for k in wa)
+    # the checkpoint plays the average; the stepped weights travel in the train state only
+    raw = {k[len(RAW):]: v for k, v in load_train_state(a)[0].items() if k.startswith(RAW)}
+    assert raw.keys() == wa.keys() and any(not torch.equal(raw[k], wa[k]) for k in wa)
+    plain = load_checkpoint(train(load_config(FAST + ["train.steps=30"]), [data], tmp_path / "p"))
+    assert all(torch.equal(raw[k], plain[0].state_dict()[k]) for k in raw)  # same steps taken
+    half = load_checkpoint(tmp_path / "a" / "candidates" / "step-000015")[0].state_dict()
+    assert any(not torch.equal(half[k], wa[k]) for k in wa)
+    # the average itself
+    torch.manual_seed(0)
+    m, avg = PolicyModel(cfg.model), PolicyModel(cfg.model)
+    before = {k: v.clone() for k, v in avg.state_dict().items()}
+    update_average(avg, m, 0.75)
+    for k, v in avg.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.75 * before[k] + 0.25 * m.state_dict()[k])
+    with pytest.raises(ConfigError, match=r"train\.ema"):
+        load_config(["train.ema=1.0"])
 
 
 def test_kl_term_pulls_a_perturbed_policy_back_to_the_reference(data):

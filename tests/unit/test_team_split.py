@@ -1,5 +1,6 @@
-"""The shipped Gen 1 OU teams: a training split (`gen1ou`) and a held-out evaluation split
-(`gen1ou_eval`), disjoint, both covering the archetypes; evaluation plays the held-out one."""
+"""The shipped Gen 1 OU teams: a training split (`gen1ou`), a held-out evaluation split
+(`gen1ou_eval`) and a selection split for the gate (`gen1ou_select`), disjoint, each covering the
+archetypes; evaluation plays the held-out one."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from metamon_sp.evaluate import evaluate, play_pairing, team_pairs
 from metamon_sp.teams import (TEAMS_DIR, TeamError, load_team_set, remix_teams, shared_teams,
                               team_set_info, training_teams)
 
-TRAIN, HELD_OUT = "gen1ou", "gen1ou_eval"
+TRAIN, HELD_OUT, SELECT = "gen1ou", "gen1ou_eval", "gen1ou_select"
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +26,25 @@ def splits():
     return load_team_set(TRAIN), load_team_set(HELD_OUT)
 
 
-def test_at_least_60_distinct_six_pokemon_teams_in_all(splits):
-    train, held_out = splits
-    everything = train + held_out
-    assert len(everything) >= 60 and 16 <= len(held_out) <= 24
+@pytest.fixture(scope="module")
+def three_splits(splits):
+    return (*splits, load_team_set(SELECT))
+
+
+def test_at_least_60_distinct_six_pokemon_teams_in_all(three_splits):
+    train, held_out, select = three_splits
+    everything = train + held_out + select
+    assert len(everything) >= 60 and 16 <= len(held_out) <= 24 and 12 <= len(select) <= 24
     assert len({t.fingerprint for t in everything}) == len(everything)
     assert len({t.name for t in everything}) == len(everything)  # a team's name says which it is
     assert all(t.packed.count("]") == 5 for t in everything)
 
 
-def test_splits_share_no_team(splits):
-    train, held_out = splits
-    assert shared_teams(held_out, train) == []
-    assert shared_teams(train, held_out) == []
+def test_splits_share_no_team(three_splits):
+    for a in three_splits:
+        for b in three_splits:
+            if a is not b:
+                assert shared_teams(a, b) == []
 
 
 def test_shared_teams_finds_a_team_in_both(splits, tmp_path):
@@ -74,13 +81,29 @@ NICHE = {"persian", "dugtrio", "victreebel", "dragonite", "articuno", "moltres",
 
 
 @pytest.mark.parametrize("archetype", sorted(ARCHETYPES))
-def test_both_splits_cover_each_archetype(splits, archetype):
+def test_the_training_and_held_out_splits_cover_each_archetype(splits, archetype):
     for teams in splits:
         assert set(ARCHETYPES[archetype]) - _uses(teams) == set()
 
 
-def test_both_splits_have_several_niche_picks(splits):
-    assert all(len(NICHE & _uses(teams)) >= 5 for teams in splits)
+# The selection split is smaller: each archetype's mark, not every one of its species.
+SELECT_ARCHETYPES = {"big four": ARCHETYPES["big four"], "freeze": ["cloyster", "blizzard"],
+                     "sleep leads": ["gengar", "lovelykiss", "sleeppowder"],
+                     "paralysis": ["zapdos", "thunderwave"],
+                     "ground": ["rhydon", "golem", "earthquake", "rockslide"],
+                     "amnesia": ["slowbro", "amnesia"], "trappers": ["wrap", "clamp", "firespin"],
+                     "explosion": ["explosion", "selfdestruct"], "hyper beam": ["hyperbeam"],
+                     "stall": ["reflect", "rest", "softboiled"]}
+
+
+def test_the_selection_split_covers_each_archetype(three_splits):
+    assert set(SELECT_ARCHETYPES) == set(ARCHETYPES)
+    uses = _uses(three_splits[2])
+    assert {k: set(v) - uses for k, v in SELECT_ARCHETYPES.items() if set(v) - uses} == {}
+
+
+def test_every_split_has_several_niche_picks(three_splits):
+    assert all(len(NICHE & _uses(teams)) >= 5 for teams in three_splits)
 
 
 def test_team_set_info_names_the_split():
@@ -135,12 +158,13 @@ def test_evaluation_summary_records_the_team_set(monkeypatch, tmp_path, caplog):
     assert "evaluation plays the training teams" in caplog.text
 
 
-def test_remixed_teams_recombine_the_training_sets_and_hold_out_the_held_out(splits, tmp_path):
-    train, held_out = splits
+def test_remixed_teams_recombine_the_training_sets_and_hold_out_the_held_out(three_splits,
+                                                                             tmp_path):
+    train, held_out, select = three_splits
     remix = remix_teams(train, 500)  # TX's remixes (docs/strength.md)
     assert remix == remix_teams(train, 500)  # fixed: every run and machine trains on the same
     assert len({t.fingerprint for t in remix}) == 500 and not shared_teams(remix, train)
-    assert not shared_teams(remix, held_out)
+    assert not shared_teams(remix, held_out) and not shared_teams(remix, select)
     def sets(team):
         return [(to_id_str(m.species or m.nickname), tuple(sorted(map(to_id_str, m.moves))))
                 for m in Teambuilder.parse_showdown_team(team.text)]
