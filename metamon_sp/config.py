@@ -539,9 +539,9 @@ class Config:
                self.wandb_mode, "offline, online or disabled")
         if self.gate.battles and self.gate.team_set == self.eval.team_set:
             raise ConfigError(
-                f"gate.team_set={self.gate.team_set!r} is also eval.team_set: the gate would choose "
-                "each generation by the games the run is judged on. Give the gate a split of its "
-                "own (the default gate.team_set=gen1ou_select), or set gate.battles=0.")
+                f"gate.team_set={self.gate.team_set!r} is also eval.team_set: the gate would "
+                "choose each generation by the games the run is judged on. Give the gate a split "
+                "of its own (the default gate.team_set=gen1ou_select), or set gate.battles=0.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

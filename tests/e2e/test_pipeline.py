@@ -111,7 +111,8 @@ def test_the_gate_chooses_generation_1_by_match_play_on_the_selection_split(runs
     assert all(c["games"] == 4 for c in record["candidates"].values())
     gate_games = read_games([damped / "gen-001" / "gate" / "gate.parquet"])
     select = {t.name for t in load_team_set("gen1ou_select")}
-    assert len(gate_games) == 8 and {g[k] for g in gate_games for k in ("a_team", "b_team")} <= select
+    teams = {g[k] for g in gate_games for k in ("a_team", "b_team")}
+    assert len(gate_games) == 8 and teams <= select
     chosen = damped / "gen-001" / "gate" / "checkpoint"
     meta = json.loads((chosen / "checkpoint.json").read_text())
     assert meta["generation"] == 1 and meta["metrics"]["gate/choice"] == record["choice"]

@@ -7,9 +7,9 @@ import contextlib
 import pytest
 import torch
 
+from metamon_sp import gate as gate_mod
 from metamon_sp.checkpoint import CheckpointMeta, load_checkpoint
 from metamon_sp.config import ConfigError, load_config
-from metamon_sp import gate as gate_mod
 from metamon_sp.gate import PARENT, choose, run_gate
 from metamon_sp.pipeline import Run, stage_done
 from metamon_sp.players import CHECKPOINT_PREFIX
@@ -89,7 +89,8 @@ def test_the_gate_plays_on_its_own_team_set(monkeypatch, tmp_path):
 
     monkeypatch.setattr(gate_mod, "open_backend", lambda *a, **kw: contextlib.nullcontext())
     monkeypatch.setattr(gate_mod, "play_pairing", fake_pairing)
-    monkeypatch.setattr(gate_mod, "load_checkpoint", lambda path: ("weights", CheckpointMeta(model={})))
+    monkeypatch.setattr(gate_mod, "load_checkpoint",
+                        lambda path: ("weights", CheckpointMeta(model={})))
     monkeypatch.setattr(gate_mod, "save_checkpoint", lambda *a, **kw: None)
     cfg = load_config(["gate.battles=10"])
     record = run_gate(cfg, {"end": tmp_path / "end"}, tmp_path / "parent", tmp_path / "gate", 3)
