@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from metamon_sp import atomic  # noqa: E402
-from metamon_sp.config import load_config  # noqa: E402
+from metamon_sp.config import HASH_OMITTED_AT, load_config  # noqa: E402
 from metamon_sp.evaluate import evaluate  # noqa: E402
 from metamon_sp.pipeline import (collect_generation, evaluate_generation, evaluated,  # noqa: E402
                                  filter_generation, gate_generation, generation_zero, open_run,
@@ -59,8 +59,10 @@ def reuse_generation_zero(source: Path, run_dir: Path, config: dict[str, Any]) -
                          f"same recipe (or drop --gen0-from).")
     # generation 0 also trains with `train.*` and collects with `team_remix`: allowed to differ
     # (what is compared is the loop from one generation 0), but said, so no one forgets it
+    # a knob added after the source run was made reads as its value that changes nothing
     also = [f"train.{k}" for k, v in config.get("train", {}).items()
-            if k not in SPEED_ONLY and src_cfg.get("train", {}).get(k) != v]
+            if k not in SPEED_ONLY
+            and src_cfg.get("train", {}).get(k, HASH_OMITTED_AT.get(f"train.{k}")) != v]
     also += [k for k in ("team_remix",) if src_cfg.get(k, 0) != config.get(k, 0)]
     if also:
         print(f"note: --gen0-from {source}: its generation 0 was made with other "

@@ -33,7 +33,8 @@ from websockets.exceptions import ConnectionClosed
 
 from metamon_sp import atomic
 from metamon_sp.config import Config
-from metamon_sp.players import build_player, check_player_spec
+from metamon_sp.players import (PlayerSpecError, build_player, check_player_spec,
+                                 is_search_spec)
 from metamon_sp.showdown import OnDemandServer, ShowdownServer
 from metamon_sp.showdown.direct import (BattleSim, DirectMatch, OnDemandSim, OnDemandSimPool,
                                         SimDied, SimPool)
@@ -186,6 +187,8 @@ def _play_direct(sim: BattleSim | SimPool, cfg: Config, n: int, book: BattleBook
                   policy_cfg=cfg.policy, seed=cfg.seed)
     p1 = build_player(p1_id, username=f"p1-{session}", team=samplers[0], opponent_id=p2_id,
                       **common)
+    if c.p2 != "self":  # only the learner searches: an opponent's decisions are not its data
+        common["policy_cfg"] = replace(cfg.policy, search_rate=0.0)
     p2 = build_player(p2_id, username=f"p2-{session}", team=samplers[1], opponent_id=p1_id,
                       **common)
     sim.ensure_started()
@@ -360,6 +363,13 @@ def prepare_collection(cfg: Config, out_dir: Path | str,
     check_player_spec(c.p2, "collect.p2", allow_self=True)
     for m in pool or ():
         check_player_spec(m.spec, f"pool opponent {m.name}", allow_self=True)
+    if c.backend != "direct":
+        for key, spec in (("collect.p1", c.p1), ("collect.p2", c.p2),
+                          *((f"pool opponent {m.name}", m.spec) for m in pool or ())):
+            if is_search_spec(spec):
+                raise PlayerSpecError(
+                    f"{key}={spec!r} searches in the simulator's own battles, which only the "
+                    f"direct backend has; set collect.backend=direct (now {c.backend!r}).")
     validate_team_set(training_teams(cfg.team_set, cfg.team_remix), cfg.format)
     _check_out_dir(Path(out_dir), cfg)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,9 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
               "train.threads", "train.checkpoint_every", "policy.threads")
 """Only change how fast, how often or how visibly the same results are made."""
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
+                   "train.search_weight": 1.0, "collect.search_rate": 0.0,
+                   "collect.search_forks": 8, "collect.search_depth": 3,
+                   "policy.search_rate": 0.0, "policy.search_forks": 8, "policy.search_depth": 3,
                    "collect.explore": "uniform", "policy.explore": "uniform",
                    "team_remix": 0,
                    "gate.battles": 0, "gate.candidates": [1.0], "gate.min_win_rate": 0.5,
@@ -89,6 +92,14 @@ class CollectConfig:
     """What an exploratory decision takes: `uniform`, any legal action alike; `critic`, the
     legal action the policy's own critic rates highest among those the policy did not choose
     (its best challenger, tried so that the data says whether the critic is right)."""
+    search_rate: float = 0.0
+    """Share of the learner's training-data decisions taken by one-step search in the simulator
+    instead of the policy (expert iteration: the learner clones them, `train.search_weight`).
+    The search forks the battle and plays `search_forks` short heuristic rollouts of
+    `search_depth` turns per legal choice; its forks see both teams (metamon_sp/search.py).
+    Direct backend only; ~0.15 s of a simulator per searched decision."""
+    search_forks: int = 8
+    search_depth: int = 3
 
     def __post_init__(self) -> None:
         _check(self.battles >= 1, "collect.battles", self.battles, ">= 1")
@@ -111,6 +122,12 @@ class CollectConfig:
         _check(0 <= self.epsilon <= 1, "collect.epsilon", self.epsilon, "in [0, 1]")
         _check(self.explore in EXPLORE_CHOICES, "collect.explore", self.explore,
                f"one of {', '.join(EXPLORE_CHOICES)}")
+        _check(0 <= self.search_rate <= 1, "collect.search_rate", self.search_rate, "in [0, 1]")
+        _check(self.search_rate == 0 or self.backend == "direct", "collect.search_rate",
+               self.search_rate, "0 with collect.backend=showdown (the search forks the "
+               "simulator's own battles: set collect.backend=direct)")
+        _check(self.search_forks >= 1, "collect.search_forks", self.search_forks, ">= 1")
+        _check(self.search_depth >= 1, "collect.search_depth", self.search_depth, ">= 1")
 
 
 @dataclass
@@ -271,6 +288,9 @@ class TrainConfig:
     ema·average + (1 − ema)·weights, and the checkpoint (and each gate candidate) holds the
     average, the end of a fine-tune without the noise of its last steps (0.995: about the last
     200 steps). 0: off, the last step's weights."""
+    search_weight: float = 1.0
+    """Behaviour-cloning weight of decisions the simulator search chose (`collect.search_rate`):
+    they are cloned whatever the critic's advantage says."""
     pi_coef: float = 0.0
     """Weight of the policy-improvement term −E_π Q."""
     critic_coef: float = 1.0
@@ -297,6 +317,7 @@ class TrainConfig:
         _check(self.explored_margin >= 0, "train.explored_margin", self.explored_margin, ">= 0")
         _check(self.adv_margin >= 0, "train.adv_margin", self.adv_margin, ">= 0")
         _check(0 <= self.ema < 1, "train.ema", self.ema, "in [0, 1)")
+        _check(self.search_weight >= 0, "train.search_weight", self.search_weight, ">= 0")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
                "train.device", self.device, "auto, cpu, cuda or cuda:N")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")
@@ -320,6 +341,11 @@ class PolicyConfig:
     device: str = "cpu"
     threads: int = 1
     """torch threads for inference (the Showdown server needs a core too)."""
+    search_rate: float = 0.0
+    """Set from `collect.search_rate` while the learner collects its training data; evaluation
+    never searches (the search sees the opponent's team)."""
+    search_forks: int = 8
+    search_depth: int = 3
 
     def __post_init__(self) -> None:
         _check(self.temperature > 0, "policy.temperature", self.temperature, "> 0")
@@ -327,6 +353,7 @@ class PolicyConfig:
         _check(self.explore in EXPLORE_CHOICES, "policy.explore", self.explore,
                f"one of {', '.join(EXPLORE_CHOICES)}")
         _check(self.max_batch >= 1, "policy.max_batch", self.max_batch, ">= 1")
+        _check(0 <= self.search_rate <= 1, "policy.search_rate", self.search_rate, "in [0, 1]")
 
 
 @dataclass

@@ -62,7 +62,9 @@ def play_pairing(cfg: Config, a: str, b: str, n: int, out_dir: Path | str,
             continue
         data = out_dir / ("a-is-p1" if half == 0 else "a-is-p2")
         # team_set=eval.team_set: collect validates, and names the games' teams from, that set.
+        # policy.search_rate=0: a game to rate is played by the policy alone
         hcfg = replace(cfg, team_set=cfg.eval.team_set, team_remix=0,
+                       policy=replace(cfg.policy, search_rate=0.0),
                        collect=replace(cfg.collect, p1=p1, p2=p2, battles=count, record="both",
                                        parallel_instances=1))
         # p1 always gets the pair's first team: swapping seats swaps the teams between players.

@@ -151,12 +151,15 @@ def generation_zero(cfg: Config, run: Run, init_checkpoint: str | Path | None = 
 # ------------------------------------------------------------------------- generation k >= 1
 def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
     """Generation k's collection: generation k-1 plays itself (or its pool), both sides
-    recorded, sampling at `collect.temperature` with `collect.epsilon` random legal actions
-    (evaluation plays at `policy.temperature` and `policy.epsilon`)."""
+    recorded, sampling at `collect.temperature` with `collect.epsilon` random legal actions and
+    `collect.search_rate` searched ones (evaluation plays at `policy.temperature` and
+    `policy.epsilon`, and never searches)."""
     return replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"),
                    policy=replace(cfg.policy, temperature=cfg.collect.temperature,
                                   epsilon=cfg.collect.epsilon, explore=cfg.collect.explore,
-                                  greedy=False))
+                                  greedy=False, search_rate=cfg.collect.search_rate,
+                                  search_forks=cfg.collect.search_forks,
+                                  search_depth=cfg.collect.search_depth))
 
 
 def opponent_pool(cfg: Config, run: Run, k: int) -> list[Matchup] | None:

@@ -46,9 +46,22 @@ class PlayerSpecError(ValueError):
 CHECKPOINT_PREFIX = "checkpoint:"
 
 
+def is_search_spec(spec: str) -> bool:
+    """`search` or `search:…`: the simulator-search player of metamon_sp/search.py."""
+    return spec == "search" or spec.startswith("search:")
+
+
 def check_player_spec(spec: str, key: str, allow_self: bool = False) -> None:
     """Fail early, naming the config key, on a player nobody can build."""
     if spec in BASELINES or (allow_self and spec == "self"):
+        return
+    if is_search_spec(spec):
+        from metamon_sp.search import parse_search_spec
+
+        try:
+            parse_search_spec(spec)
+        except ValueError as e:
+            raise PlayerSpecError(f"{key}={spec!r}: {e}") from e
         return
     if spec.startswith(CHECKPOINT_PREFIX):
         from metamon_sp.checkpoint import CheckpointError, read_meta
@@ -58,7 +71,7 @@ def check_player_spec(spec: str, key: str, allow_self: bool = False) -> None:
         except CheckpointError as e:
             raise PlayerSpecError(f"{key}={spec!r}: {e}") from e
         return
-    choices = ", ".join(BASELINES) + ", checkpoint:PATH" + (
+    choices = ", ".join(BASELINES) + ", checkpoint:PATH, search[:FORKS:DEPTH]" + (
         ", or `self` (a copy of p1)" if allow_self else "")
     raise PlayerSpecError(f"{key}={spec!r} is not a known player; choose one of {choices}.")
 
@@ -73,6 +86,7 @@ class _BattleRecord:
     facts: list[np.ndarray] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
     explored: list[bool] = field(default_factory=list)
+    searched: list[bool] = field(default_factory=list)
     invalid: int = 0
     unavailable: int = 0
     errors: list[str] = field(default_factory=list)
@@ -125,7 +139,7 @@ class RecordingMixin:
     def _drop_last_step(rec: _BattleRecord) -> None:
         if rec.actions:
             for seq in (rec.rqids, rec.obs_num, rec.obs_cat, rec.masks, rec.facts, rec.actions,
-                        rec.explored):
+                        rec.explored, rec.searched):
                 seq.pop()
 
     # ------------------------------------------------------------------------- decisions
@@ -149,12 +163,12 @@ class RecordingMixin:
 
     async def _finish_async(self, battle: Battle, obs: Observation, choice: Awaitable) -> BattleOrder:
         result = await choice
-        if isinstance(result, tuple):
-            return self._record(battle, obs, result[0], explored=result[1])
+        if isinstance(result, tuple):  # (action, explored[, searched])
+            return self._record(battle, obs, *result)
         return self._record(battle, obs, result)
 
     def _record(self, battle: Battle, obs: Observation, choice: BattleOrder | int,
-                explored: bool = False) -> BattleOrder:
+                explored: bool = False, searched: bool = False) -> BattleOrder:
         if isinstance(choice, (int, np.integer)):
             action = int(choice)
             order = action_to_order(action, battle)
@@ -177,6 +191,7 @@ class RecordingMixin:
         rec.facts.append(obs.facts)
         rec.actions.append(action)
         rec.explored.append(explored)
+        rec.searched.append(searched)
         return order
 
     # ----------------------------------------------------------------------- battle end
@@ -214,6 +229,7 @@ class RecordingMixin:
                 obs_cat=np.stack(rec.obs_cat) if rec.obs_cat else np.zeros((0, N_CAT), np.int16),
                 actions=np.asarray(rec.actions, dtype=np.int8),
                 explored=np.asarray(rec.explored, dtype=bool),
+                searched=np.asarray(rec.searched, dtype=bool),
                 masks=np.stack(rec.masks) if rec.masks else np.zeros((0, N_ACTIONS), bool),
                 facts=np.stack([*rec.facts, reward_facts(battle)]),
                 invalid_actions=rec.invalid,
@@ -233,10 +249,50 @@ class PolicyPlayer(RecordingMixin, Player):
     def __init__(self, *args: Any, policy: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.policy = policy
+        self.match: Any = None  # the DirectMatch playing it, for `policy.search_rate`
+        self.searches = 0
+
+    def attach_match(self, match: Any) -> None:
+        self.match = match
 
     def choose_action(self, battle: Battle, obs: Observation) -> Awaitable[tuple[int, bool]]:
         rqid = (battle.last_request or {}).get("rqid")
-        return self.policy.decide((self.username, battle.battle_tag), obs, rqid)
+        key = (self.username, battle.battle_tag)
+        if self._searches_now(battle):
+            return self._searched(battle, key, obs, rqid)
+        return self.policy.decide(key, obs, rqid)
+
+    def _searches_now(self, battle: Battle) -> bool:
+        """Whether this decision goes to the simulator's search: a seeded coin per decision,
+        at `policy.search_rate`, and only where a search can run (the direct backend)."""
+        rate = self.policy.cfg.search_rate
+        if rate <= 0 or self.match is None:
+            return False
+        rec = self._records.get(battle.battle_tag)
+        key = f"{self.decision_seed}|search|{self.username}|{battle.battle_tag}|" \
+              f"{len(rec.actions) if rec else 0}"
+        coin = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+        return coin / 2**64 < rate
+
+    async def _searched(self, battle: Battle, key: tuple[str, str], obs: Observation,
+                        rqid: Any) -> tuple[int, bool, bool]:
+        """The search's choice as an action of ours; the policy's history takes the turn all
+        the same (its next decisions read it)."""
+        from metamon_sp.search import choice_to_order, search_seed
+
+        self.policy.observe(key, obs, rqid)
+        rec = self._records.get(battle.battle_tag)
+        cfg = self.policy.cfg
+        answer = await self.match.search(
+            battle.battle_tag, battle.player_role, forks=cfg.search_forks, depth=cfg.search_depth,
+            seed=search_seed(self.decision_seed, key, len(rec.actions) if rec else 0))
+        self.searches += 1
+        for _, choice in sorted(zip(answer["values"], answer["choices"]), reverse=True):
+            order = choice_to_order(battle, choice)
+            action = order_to_action(order, battle) if order is not None else None
+            if action is not None and obs.mask[action]:
+                return action, False, True
+        return default_action(obs.mask), False, False  # nothing the search named is ours
 
     def _forget_last_turn(self, battle_tag: str) -> None:
         # live play must see the same history as the stored trajectory, which drops the turn
@@ -290,6 +346,11 @@ def build_player(spec: str, *, username: str, server_url: str | None, battle_for
         cls: type[Player] = PolicyPlayer
         extra["policy"] = shared_policy(spec[len(CHECKPOINT_PREFIX):],
                                         policy_cfg or PolicyConfig(), seed=seed)
+    elif is_search_spec(spec):
+        from metamon_sp.search import SearchPlayer, parse_search_spec
+
+        cls = SearchPlayer
+        extra["search"] = parse_search_spec(spec)
     else:
         cls = player_class(spec)
     return cls(

@@ -186,6 +186,8 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
     # ---- actor: advantage-filtered behaviour cloning (+ policy improvement)
     q_pi, adv = advantages(q, probs, mask, a)
     weight = advantage_weights(adv, tc, batch.explored)
+    if batch.searched is not None:  # the search's choices are cloned whatever A says
+        weight = torch.where(batch.searched, torch.full_like(weight, tc.search_weight), weight)
     logp_a = logp0.gather(-1, a[..., None]).squeeze(-1)                          # (B, L)
     bc_loss = -_masked_mean(weight * logp_a, valid)
     pi_loss = -_masked_mean((probs * q_pi).sum(-1), valid)
@@ -212,6 +214,8 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
         "train/explored_frac": _masked_mean(batch.explored.float(), valid).item(),
         "train/explored_cloned_frac": _masked_mean((weight > 0).float(),
                                                    batch.explored.float()).item(),
+        **({"train/searched_frac": _masked_mean(batch.searched.float(), valid).item()}
+           if batch.searched is not None else {}),
         **({"damping/kl_ref": kl_ref.item()} if ref is not None else {}),
     }
     terms = {"critic": critic_loss, "bc": bc_loss, "pi": pi_loss, "entropy": entropy,

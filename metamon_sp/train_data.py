@@ -41,10 +41,11 @@ class Batch:
     cut: torch.Tensor      # (B, L) bool: a truncated battle's last decision (no next state, not
                            # terminal: it gets no TD target; the decision before bootstraps off it)
     explored: torch.Tensor  # (B, L) bool: the recorded action was an exploratory random one
+    searched: torch.Tensor | None = None  # (B, L) bool: the simulator search chose the action
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(**{k: getattr(self, k).to(device, non_blocking=True)
-                        for k in self.__dataclass_fields__})
+        return Batch(**{k: None if (v := getattr(self, k)) is None else
+                        v.to(device, non_blocking=True) for k in self.__dataclass_fields__})
 
 
 class OfflineData:
@@ -74,6 +75,7 @@ class OfflineData:
         self.dones = np.zeros(n, bool)
         self.cuts = np.zeros(n, bool)
         self.explored = np.empty(n, bool)
+        self.searched = np.empty(n, bool)
         lengths, traj_w, keys = [], [], []
         at = 0
         for k, (ds, w) in enumerate(zip(datasets, weights)):
@@ -89,6 +91,7 @@ class OfflineData:
                 self.mask[at:end] = t.masks
                 self.actions[at:end] = t.actions
                 self.explored[at:end] = t.explored
+                self.searched[at:end] = t.searched
                 # A truncated battle was cut short (a forfeit by timeout): its recorded outcome
                 # says nothing about play, and its last decision has no successor to learn from.
                 outcome = 0 if t.truncated else t.outcome
@@ -101,7 +104,8 @@ class OfflineData:
         if not lengths:
             raise TrainDataError(f"no decisions to train on in {', '.join(self.sources)}.")
         if at < n:  # skipped rows (a manifest counting empty trajectories): views, no copies
-            for name in ("num", "cat", "mask", "actions", "rewards", "dones", "cuts", "explored"):
+            for name in ("num", "cat", "mask", "actions", "rewards", "dones", "cuts", "explored",
+                         "searched"):
                 setattr(self, name, getattr(self, name)[:at])
         # Shards hold battles in the order they finished, which varies between runs of one
         # seed; sampling indexes trajectories in (folder, battle, side) order instead, so the
@@ -119,7 +123,7 @@ class OfflineData:
     def nbytes(self) -> int:
         """Bytes held by the decision arrays."""
         return sum(getattr(self, k).nbytes for k in ("num", "cat", "mask", "actions", "rewards",
-                                                      "dones", "cuts", "explored"))
+                                                      "dones", "cuts", "explored", "searched"))
 
     @property
     def n_steps(self) -> int:
@@ -166,4 +170,5 @@ class OfflineData:
             valid=torch.from_numpy(valid),
             cut=torch.from_numpy(valid & self.cuts[idx]),
             explored=torch.from_numpy(valid & self.explored[idx]),
+            searched=torch.from_numpy(valid & self.searched[idx]),
         )

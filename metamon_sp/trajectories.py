@@ -27,9 +27,10 @@ from metamon_sp.features import FEATURE_SPEC, N_ACTIONS, N_CAT, N_FACTS, N_NUM
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-# Version 1 shards (before `explored`) still read: their decisions count as not explored.
-_READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+# Older shards still read: version 1 (before `explored`) and 2 (before `searched`) count their
+# decisions as neither explored nor searched.
+_READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 SHARD_GLOB = "*.parquet"
 _META_KEY = b"metamon_sp"
@@ -67,10 +68,13 @@ class Trajectory:
     generation: int = 0
     format: str = "gen1ou"
     explored: np.ndarray | None = None  # (T,) bool: the action was an exploratory random one
+    searched: np.ndarray | None = None  # (T,) bool: the action was the simulator search's choice
 
     def __post_init__(self) -> None:
         if self.explored is None:
             self.explored = np.zeros(self.actions.shape[0], dtype=bool)
+        if self.searched is None:
+            self.searched = np.zeros(self.actions.shape[0], dtype=bool)
 
     @property
     def steps(self) -> int:
@@ -96,8 +100,10 @@ _ARRAYS: dict[str, tuple[pa.DataType, np.dtype, int]] = {
     "masks": (pa.bool_(), np.dtype(bool), N_ACTIONS),
     "facts": (pa.float32(), np.dtype(np.float32), N_FACTS),
     "explored": (pa.bool_(), np.dtype(bool), 1),
+    "searched": (pa.bool_(), np.dtype(bool), 1),
 }
-_ADDED_IN = {"explored": 2}  # columns an older schema version lacks (read as all False)
+# columns an older schema version lacks (read as all False)
+_ADDED_IN = {"explored": 2, "searched": 3}
 
 
 def summarize(trajs: Iterable[Trajectory]) -> dict[str, int]:
@@ -220,7 +226,7 @@ def read_shard(path: Path | str) -> list[Trajectory]:
                        errors=list(errors[i] or []),
                        **{k: v[i] for k, v in arrays.items()})
         if (t.facts.shape[0] != t.steps + 1 or t.obs_num.shape[0] != t.steps
-                or t.explored.shape[0] != t.steps):
+                or t.explored.shape[0] != t.steps or t.searched.shape[0] != t.steps):
             raise ShardError(f"{path} row {i} ({t.battle_id}) has inconsistent lengths.")
         trajs.append(t)
     if len(trajs) != meta["summary"]["trajectories"]:

@@ -6,10 +6,14 @@
 //   {"t":"choose","id":TAG,"side":"p1","choice":"move 1"}
 //   {"t":"forfeit","id":TAG,"side":"p1"}
 //   {"t":"close","id":TAG}                                       (forget a finished battle)
+//   {"t":"search","id":TAG,"side":"p1","forks":8,"depth":3,"epsilon":0.1,"seed":"sodium,…"}
+//                            (value each of the side's legal choices now: see search.js)
 // stdout, one JSON array per line:
 //   [TAG, "p1"|"p2", TEXT]   what that player's websocket would receive in the battle room
 //   [TAG, "end", WINNER]     the battle is over ("" for a tie)
 //   [TAG, "error", MESSAGE]  the battle cannot go on (an illegal team, a simulator crash)
+//   [TAG, "search:p1", {"choices": [...], "values": [...], "stderrs": [...], "forks": K}]
+//                            a search's answer
 //
 // Like the server: teams are validated and normalised by the TeamValidator (a Gen 1 set would
 // otherwise keep an ability), only each player's own channel of `|split|` lines reaches it, and
@@ -22,6 +26,8 @@ const readline = require('readline');
 const pkg = process.argv[2];
 const {Teams, TeamValidator} = require(pkg);
 const {Battle, extractChannelMessages} = require(path.join(pkg, 'dist', 'sim', 'battle'));
+
+const search = require('./search.js').makeSearch(pkg);
 
 const battles = new Map();  // tag -> {battle, rqid, started: {p1, p2}}
 const teams = new Map();    // format + packed team -> normalised packed team, or Error
@@ -106,6 +112,12 @@ function handle(msg) {
   if (msg.t === 'close') {
     battles.delete(msg.id);
     return;
+  }
+  if (msg.t === 'search') {  // answered even for a finished battle: somebody awaits it
+    const live = state && !state.battle.ended;
+    const none = {choices: [], values: [], stderrs: [], forks: 0};
+    emit([msg.id, `search:${msg.side}`, live ? search(state.battle, msg.side, msg) : none]);
+    return;  // the real battle is untouched: nothing to send
   }
   if (!state || state.battle.ended) return;  // a late choice for a finished battle
   if (msg.t === 'choose') {

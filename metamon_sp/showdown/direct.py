@@ -338,8 +338,12 @@ class DirectMatch:
         self._left: dict[str, set[str]] = {}   # tag -> sides that left (saw the end)
         self._done: asyncio.Future | None = None
         self._error: BaseException | None = None
+        self._searches: dict[tuple[str, str], asyncio.Future] = {}  # (tag, side) -> answer
         for side, player in self.players.items():
             player.ps_client.send_message = self._router(side)
+            attach = getattr(player, "attach_match", None)
+            if attach is not None:  # a player that searches in the simulator (search.py)
+                attach(self)
 
     # ---------------------------------------------------------------------- the caller
     def run(self) -> None:
@@ -357,6 +361,15 @@ class DirectMatch:
                                                        "side": side})
 
     # -------------------------------------------------------------------- on POKE_LOOP
+    def search(self, tag: str, side: str, **options: Any) -> asyncio.Future:
+        """Ask the simulator to value `side`'s legal choices in battle `tag` now (see
+        search.js); the future holds {"choices": [...], "values": [...], "stderrs": [...],
+        "forks": K}."""
+        fut = asyncio.get_running_loop().create_future()
+        self._searches[(tag, side)] = fut
+        self.sim.send({"t": "search", "id": tag, "side": side, **options})
+        return fut
+
     async def _run(self) -> None:
         self._done = asyncio.get_running_loop().create_future()
         self.sim.listen(self._on_rows)
@@ -389,6 +402,10 @@ class DirectMatch:
             if kind in ("p1", "p2"):
                 client = self.players[kind].ps_client
                 asyncio.ensure_future(client._handle_message(f">{tag}\n{text}"))
+            elif kind.startswith("search:"):
+                fut = self._searches.pop((tag, kind[7:]), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(text)
             elif kind == "error":
                 if not tag or tag not in self._left:
                     self._lose_all(BattleError(f"the battle simulator failed: {text}"))
@@ -433,6 +450,10 @@ class DirectMatch:
             return
         self.lost += 1
         self.sim.send({"t": "close", "id": tag})  # harmless if the simulator dropped it already
+        for side in ("p1", "p2"):
+            fut = self._searches.pop((tag, side), None)
+            if fut is not None and not fut.done():
+                fut.cancel()
         for player in self.players.values():
             battle = player._battles.pop(tag, None)
             if battle is not None and not battle.finished:

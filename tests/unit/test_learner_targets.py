@@ -189,6 +189,36 @@ def test_an_explored_action_is_cloned_only_above_the_margin(tmp_path):
         load_config(["train.explored_margin=-1"])
 
 
+def test_the_searchs_choices_are_cloned_whatever_the_advantage(tmp_path):
+    """A decision the simulator's search made (`collect.search_rate`) is an expert label: the
+    actor clones it at `train.search_weight` even where the critic calls it worse than π."""
+    cfg = load_config(FAST)
+    torch.manual_seed(0)
+    model = PolicyModel(cfg.model)
+    model.critics = _ConstantQ(cfg.model.n_critics, len(cfg.model.gammas))  # action 0: A < 0
+    batch = _batch([[0.0] * 4] * 2, [[0, 0, 0, 1]] * 2, [[1] * 4] * 2)
+    gammas = torch.tensor(cfg.model.gammas)
+    assert compute_losses(model, None, batch, cfg.train, gammas, 0.0, 0.0).terms["bc"].item() == 0
+    batch.searched = torch.zeros(2, 4, dtype=torch.bool)
+    batch.searched[0, 1] = True
+    out = compute_losses(model, None, batch, cfg.train, gammas, 0.0, 0.0)
+    assert out.terms["bc"].item() > 0 and out.metrics["train/searched_frac"] == 1 / 8
+    double = compute_losses(model, None, batch, load_config(FAST + ["train.search_weight=2"]).train,
+                            gammas, 0.0, 0.0)
+    assert torch.isclose(double.terms["bc"], 2 * out.terms["bc"])
+    off = compute_losses(model, None, batch, load_config(FAST + ["train.search_weight=0"]).train,
+                         gammas, 0.0, 0.0)
+    assert off.terms["bc"].item() == 0
+    # the flag travels from the stored trajectory to the batch
+    t = make_traj(steps=6, searched=np.array([1, 0, 0, 1, 0, 0], bool))
+    data = OfflineData([_dataset(tmp_path / "d", [t])], REWARDS["binary"], 0.01)
+    b = data.sample(32, 3, np.random.default_rng(0))
+    assert data.searched.tolist() == [True, False, False, True, False, False]
+    assert b.searched.sum() > 0 and not (b.searched & ~b.valid).any()
+    with pytest.raises(Exception, match="train.search_weight"):
+        load_config(["train.search_weight=-1"])
+
+
 def test_the_policys_own_decisions_are_cloned_only_above_their_margin():
     adv = torch.tensor([-0.1, 0.002, 0.02, 0.02, 0.08])
     explored = torch.tensor([False, False, False, True, True])

@@ -41,6 +41,17 @@ def test_generation_zero_is_copied_with_its_time(tmp_path, capsys):
     assert not (run / "gen-000" / "eval").exists()
 
 
+def test_a_knob_newer_than_the_source_run_is_no_difference_at_its_neutral_value(tmp_path, capsys):
+    """`train.search_weight` did not exist when the source ran: at 1 it changes nothing."""
+    src = _source(tmp_path)
+    strength.reuse_generation_zero(src, tmp_path / "a", {**RECIPE, "train": {
+        "steps": 9, "search_weight": 1.0}})
+    assert "note:" not in capsys.readouterr().out
+    strength.reuse_generation_zero(src, tmp_path / "b", {**RECIPE, "train": {
+        "steps": 9, "search_weight": 2.0}})
+    assert "other train.search_weight than" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("key, value", [("seed", 0), ("bootstrap", {"battles": 400})])
 def test_another_generation_zero_recipe_is_refused_by_name(tmp_path, key, value):
     with pytest.raises(SystemExit, match=f"other {key} than this run"):

@@ -25,11 +25,12 @@ def test_round_trip_is_exact(tmp_path):
     trajs = make_battle(1) + [make_traj("battle-gen1ou-9", steps=0, outcome=0, truncated=True,
                                         errors=["boom"])]
     trajs[0].explored[[1, 3]] = True
+    trajs[1].searched[[0, 2]] = True
     write_shard(tmp_path / "a.parquet", trajs)
     back = read_shard(tmp_path / "a.parquet")
     assert len(back) == 3
     for t, u in zip(trajs, back):
-        for name in ("obs_num", "obs_cat", "actions", "masks", "facts", "explored"):
+        for name in ("obs_num", "obs_cat", "actions", "masks", "facts", "explored", "searched"):
             a, b = getattr(t, name), getattr(u, name)
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a, b)
@@ -37,23 +38,32 @@ def test_round_trip_is_exact(tmp_path):
             assert getattr(t, name) == getattr(u, name)
 
 
-def test_a_version_1_shard_reads_with_no_decision_explored(tmp_path):
-    """Shards written before `explored` existed stay usable (e.g. a replay window's older data)."""
+@pytest.mark.parametrize("version, dropped", [(1, ["explored", "searched"]), (2, ["searched"])])
+def test_an_older_shard_reads_with_no_decision_explored_or_searched(tmp_path, version, dropped):
+    """Shards written before `explored` (v1) or `searched` (v2) existed stay usable (e.g. a
+    replay window's older data)."""
     write_shard(tmp_path / "a.parquet", make_battle(1))
     table = pq.read_table(tmp_path / "a.parquet")
     meta = json.loads(table.schema.metadata[b"metamon_sp"])
-    meta["schema_version"] = 1
-    old = table.drop_columns(["explored"]).replace_schema_metadata(
+    meta["schema_version"] = version
+    old = table.drop_columns(dropped).replace_schema_metadata(
         {b"metamon_sp": json.dumps(meta).encode()})
     pq.write_table(old, tmp_path / "old.parquet")
     back = read_shard(tmp_path / "old.parquet")
-    assert len(back) == 2 and all(t.explored.shape == (t.steps,) and not t.explored.any()
-                                  for t in back)
+    assert len(back) == 2
+    for t in back:  # make_battle explores nothing: every flag reads False
+        for flags in (t.explored, t.searched):
+            assert flags.shape == (t.steps,) and not flags.any()
     meta["schema_version"] = 99
     pq.write_table(old.replace_schema_metadata({b"metamon_sp": json.dumps(meta).encode()}),
                    tmp_path / "future.parquet")
     with pytest.raises(ShardError, match="schema version 99"):
         read_shard(tmp_path / "future.parquet")
+    meta["schema_version"] = 2  # a v2 shard must still hold `explored`
+    pq.write_table(table.drop_columns(["explored", "searched"]).replace_schema_metadata(
+        {b"metamon_sp": json.dumps(meta).encode()}), tmp_path / "broken.parquet")
+    with pytest.raises(ShardError, match="explored"):
+        read_shard(tmp_path / "broken.parquet")
 
 
 def test_manifest_counts(tmp_path):

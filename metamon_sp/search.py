@@ -1,0 +1,116 @@
+"""A player that decides by one-step search in the simulator (direct backend only).
+
+At each decision it asks the simulator (`DirectMatch.search` → search.js) to value every legal
+choice by forking the battle and playing short heuristic rollouts from each fork, then plays
+the best. The forks see both teams whole: a determinized, perfect-information search. It
+measures how much a policy leaves on the table and can label decisions for training; its
+games against other players are not fair games.
+
+    player spec: search                     (defaults below)
+                 search:16:5:0.1              (forks per choice, turns per rollout, epsilon)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from poke_env.battle import Battle
+from poke_env.player import Player
+from poke_env.player.battle_order import BattleOrder, SingleBattleOrder
+
+from metamon_sp.features import Observation
+from metamon_sp.players import RecordingMixin
+
+SEARCH_PREFIX = "search"
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    forks: int = 8        # rollouts per legal choice
+    depth: int = 3        # turns per rollout before the material count scores it
+    epsilon: float = 0.1  # rollout players' uniform-choice rate
+
+
+def parse_search_spec(spec: str) -> SearchOptions:
+    """`search`, or `search:FORKS:DEPTH[:EPSILON]` (e.g. `search:16:5`); a ValueError names
+    what is wrong."""
+    if spec == SEARCH_PREFIX:
+        return SearchOptions()
+    parts = spec.split(":")
+    if parts[0] != SEARCH_PREFIX or not 3 <= len(parts) <= 4:
+        raise ValueError(f"{spec!r} is not a search player: write search or "
+                         f"search:FORKS:DEPTH[:EPSILON], e.g. search:8:3")
+    try:
+        opts = SearchOptions(*(int(p) for p in parts[1:3]),
+                             *(float(p) for p in parts[3:]))
+    except (TypeError, ValueError):
+        raise ValueError(f"{spec!r}: FORKS and DEPTH are whole numbers and EPSILON a number, "
+                         f"e.g. search:8:3:0.1") from None
+    if opts.forks < 1 or opts.depth < 1 or not 0 <= opts.epsilon <= 1:
+        raise ValueError(f"{spec!r}: search FORKS and DEPTH must be ≥ 1 and EPSILON in [0, 1]")
+    return opts
+
+
+def search_seed(seed: int, key: tuple[str, str], step: int) -> str:
+    """The simulator PRNG seed of one decision's search (its forks' futures)."""
+    digest = hashlib.blake2b(f"{seed}|{key[0]}|{key[1]}|{step}".encode(), digest_size=16)
+    return "sodium," + digest.hexdigest()
+
+
+def choice_to_order(battle: Battle, choice: str) -> BattleOrder | None:
+    """The poke-env order for a simulator choice (`move 2`, `switch 4`) under the battle's
+    last request, or None when the battle's state has no such option."""
+    kind, _, index = choice.partition(" ")
+    req = battle.last_request or {}
+    try:
+        i = int(index) - 1
+        if kind == "move":
+            move_id = req["active"][0]["moves"][i]["id"]
+            for move in battle.available_moves:
+                if move.id == move_id:
+                    return SingleBattleOrder(move)
+            if len(battle.available_moves) == 1:  # a locked move poke-env names its own way
+                return SingleBattleOrder(battle.available_moves[0])
+        elif kind == "switch":
+            ident = req["side"]["pokemon"][i]["ident"]
+            mon = battle.team.get(ident)
+            if mon is not None and mon in battle.available_switches:
+                return SingleBattleOrder(mon)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return None
+    return None
+
+
+class SearchPlayer(RecordingMixin, Player):
+    """Plays the argmax of the simulator's search (needs a `DirectMatch`: direct backend)."""
+
+    def __init__(self, *args: Any, search: SearchOptions, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.search = search
+        self.match: Any = None
+        self.unmapped = 0  # searched choices poke-env's state had no order for
+
+    def attach_match(self, match: Any) -> None:
+        self.match = match
+
+    def choose_action(self, battle: Battle, obs: Observation) -> Any:
+        if self.match is None:
+            raise RuntimeError("the search player needs the direct backend "
+                               "(collect.backend=direct): its search runs in the simulator")
+        return self._decide(battle)
+
+    async def _decide(self, battle: Battle) -> BattleOrder:
+        rec = self._records.get(battle.battle_tag)
+        seed = search_seed(self.decision_seed, (self.username, battle.battle_tag),
+                           len(rec.actions) if rec else 0)
+        answer = await self.match.search(battle.battle_tag, battle.player_role,
+                                         seed=seed, **asdict(self.search))
+        ranked = sorted(zip(answer["values"], answer["choices"]), reverse=True)
+        for _, choice in ranked:
+            order = choice_to_order(battle, choice)
+            if order is not None:
+                return order
+            self.unmapped += 1
+        return self.choose_default_move()

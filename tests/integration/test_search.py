@@ -1,0 +1,131 @@
+"""One-step search in the simulator (search.js, metamon_sp/search.py): it values every legal
+choice, never changes or peeks into the real battle, beats random play, and labels a learner's
+decisions in collection (`collect.search_rate`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from metamon_sp.checkpoint import CheckpointMeta, save_checkpoint
+from metamon_sp.collect import collect
+from metamon_sp.config import ConfigError, load_config
+from metamon_sp.model import PolicyModel
+from metamon_sp.players import PlayerSpecError
+from metamon_sp.search import SearchOptions, parse_search_spec
+from metamon_sp.showdown import ensure_installed
+from metamon_sp.teams import load_team_set
+from metamon_sp.trajectories import Dataset
+
+pytestmark = pytest.mark.timeout(300)
+
+SEARCH_JS = Path(__file__).parents[2] / "metamon_sp" / "showdown" / "search.js"
+
+# Plays a seeded battle 4 turns with fixed choices, then: the search's answer, whether the
+# battle's serialized state is the same before and after it, and the answer again with the
+# opponent's move already committed in the real battle (it must not change the answer).
+PROBE = r"""
+const [pkg, searchJs, teamA, teamB] = process.argv.slice(1);
+const path = require('path');
+const {Battle} = require(path.join(pkg, 'dist', 'sim', 'battle'));
+const {Teams, TeamValidator} = require(pkg);
+const team = (packed) => { const t = Teams.unpack(packed);
+  TeamValidator.get('gen1ou').validateTeam(t); return t; };
+const search = require(searchJs).makeSearch(pkg);
+const b = new Battle({formatid: 'gen1ou', seed: 'sodium,' + '1'.repeat(32)});
+b.setPlayer('p1', {name: 'a', team: team(teamA)});
+b.setPlayer('p2', {name: 'b', team: team(teamB)});
+for (let i = 0; i < 4 && !b.ended; i++) {
+  for (const s of b.sides) if (s.activeRequest && !s.activeRequest.wait) b.choose(s.id, 'default');
+}
+const opts = {forks: 3, depth: 2, seed: 'sodium,' + '2'.repeat(32)};
+const before = JSON.stringify(b.toJSON());
+const answer = search(b, 'p1', opts);
+const untouched = JSON.stringify(b.toJSON()) === before;
+const moves = b.sides[1].activeRequest.active[0].moves;
+const committed = [];
+for (let i = 0; i < moves.length; i++) {
+  if (moves[i].disabled) continue;
+  b.sides[1].choose(`move ${i + 1}`);
+  committed.push(search(b, 'p1', opts));
+}
+const legal = answer.choices.every((c) => {
+  const fork = Battle.fromJSON(before);
+  return fork.choose('p1', c);
+});
+console.log(JSON.stringify({answer, untouched, committed, legal}));
+"""
+
+
+def _probe() -> dict:
+    teams = load_team_set("gen1ou")
+    out = subprocess.run(["node", "-e", PROBE, str(ensure_installed()), str(SEARCH_JS),
+                          teams[0].packed, teams[1].packed],
+                         capture_output=True, text=True, check=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+def test_search_values_each_legal_choice_and_leaves_the_battle_alone():
+    r = _probe()
+    answer = r["answer"]
+    assert answer["forks"] == 3 and len(answer["choices"]) == len(answer["values"]) >= 2
+    assert len(set(answer["choices"])) == len(answer["choices"]) and r["legal"]
+    assert all(0.0 <= v <= 1.0 for v in answer["values"])
+    assert len(answer["stderrs"]) == len(answer["values"]) and all(
+        0.0 <= e <= 1.0 for e in answer["stderrs"])
+    assert any(c.startswith("switch") for c in answer["choices"])
+    assert r["untouched"]  # the real battle's state, PRNG included, is as it was
+    # whatever move the opponent already committed, the same seed gives the same answer
+    assert len(r["committed"]) >= 2 and all(c == answer for c in r["committed"])
+
+
+def test_search_specs():
+    assert parse_search_spec("search") == SearchOptions()
+    assert parse_search_spec("search:2:1") == SearchOptions(forks=2, depth=1)
+    assert parse_search_spec("search:2:1:0") == SearchOptions(forks=2, depth=1, epsilon=0.0)
+    for bad in ("search:0:3", "search:2", "search:two:3", "search:2:3:2", "searches"):
+        with pytest.raises(ValueError, match="search"):
+            parse_search_spec(bad)
+
+
+def test_the_search_player_beats_random_on_the_direct_backend_only(tmp_path):
+    cfg = load_config(["collect.p1=search:4:2", "collect.p2=random",
+                       "collect.battles=6", "collect.concurrency=6", "seed=1"])
+    summary = collect(cfg, tmp_path / "data", show_progress=False)
+    assert summary["battles"] == 6 and summary["invalid_actions"] == 0
+    trajs = list(Dataset(tmp_path / "data"))
+    assert sum(t.outcome > 0 for t in trajs if t.side == "p1") >= 5  # seeded battles
+    assert all(t.masks[i, a] for t in trajs for i, a in enumerate(t.actions))
+    server = replace(cfg, collect=replace(cfg.collect, backend="showdown"))
+    with pytest.raises(PlayerSpecError, match="collect.backend=direct"):
+        collect(server, tmp_path / "server", show_progress=False)
+
+
+def test_a_learner_plays_the_searchs_choice_at_its_search_rate(tmp_path):
+    torch.manual_seed(0)
+    mc = load_config().model
+    ckpt = save_checkpoint(tmp_path / "ckpt", PolicyModel(mc), CheckpointMeta(model=asdict(mc)))
+    base = [f"collect.p1=checkpoint:{ckpt}", "collect.battles=4", "collect.concurrency=4",
+            "policy.search_forks=2", "policy.search_depth=1"]
+    summary = collect(load_config([*base, "collect.p2=self", "policy.search_rate=0.5"]),
+                      tmp_path / "self", show_progress=False)
+    assert summary["battles"] == 4 and summary["invalid_actions"] == 0
+    trajs = list(Dataset(tmp_path / "self"))
+    share = sum(int(t.searched.sum()) for t in trajs) / sum(t.steps for t in trajs)
+    assert 0.3 < share < 0.7 and all(t.searched.shape == t.actions.shape for t in trajs)
+    assert not any((t.searched & t.explored).any() for t in trajs)
+    # against another player (the pool's earlier generations) only the learner searches
+    collect(load_config([*base, f"collect.p2=checkpoint:{ckpt}", "policy.search_rate=0.5"]),
+            tmp_path / "pool", show_progress=False)
+    pool = list(Dataset(tmp_path / "pool"))
+    assert all(t.searched.any() == (t.side == "p1") for t in pool)
+    # without a rate nobody does
+    collect(load_config([*base, "collect.p2=self"]), tmp_path / "none", show_progress=False)
+    assert not any(t.searched.any() for t in Dataset(tmp_path / "none"))
+    with pytest.raises(ConfigError, match="collect.search_rate.*collect.backend=direct"):
+        load_config(["collect.search_rate=0.1", "collect.backend=showdown"])
