@@ -250,7 +250,6 @@ class PolicyPlayer(RecordingMixin, Player):
         super().__init__(*args, **kwargs)
         self.policy = policy
         self.match: Any = None  # the DirectMatch playing it, for `policy.search_rate`
-        self.searches = 0
 
     def attach_match(self, match: Any) -> None:
         self.match = match
@@ -278,18 +277,13 @@ class PolicyPlayer(RecordingMixin, Player):
                         rqid: Any) -> tuple[int, bool, bool]:
         """The search's choice as an action of ours; the policy's history takes the turn all
         the same (its next decisions read it)."""
-        from metamon_sp.search import choice_to_order, search_seed
+        from metamon_sp.search import SearchOptions, ranked_orders
 
         self.policy.observe(key, obs, rqid)
-        rec = self._records.get(battle.battle_tag)
         cfg = self.policy.cfg
-        answer = await self.match.search(
-            battle.battle_tag, battle.player_role, forks=cfg.search_forks, depth=cfg.search_depth,
-            seed=search_seed(self.decision_seed, key, len(rec.actions) if rec else 0))
-        self.searches += 1
-        for _, choice in sorted(zip(answer["values"], answer["choices"]), reverse=True):
-            order = choice_to_order(battle, choice)
-            action = order_to_action(order, battle) if order is not None else None
+        options = SearchOptions(forks=cfg.search_forks, depth=cfg.search_depth)
+        for order in await ranked_orders(self.match, battle, self, options):
+            action = order_to_action(order, battle)
             if action is not None and obs.mask[action]:
                 return action, False, True
         return default_action(obs.mask), False, False  # nothing the search named is ours

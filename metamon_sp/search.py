@@ -83,6 +83,20 @@ def choice_to_order(battle: Battle, choice: str) -> BattleOrder | None:
     return None
 
 
+async def ranked_orders(match: Any, battle: Battle, player: RecordingMixin,
+                        options: SearchOptions) -> list[BattleOrder]:
+    """The simulator search's choices for `player` now, best first, as poke-env orders (those
+    the battle's state has an order for). Seeded by the player's seed, the battle and the
+    decision's index."""
+    rec = player._records.get(battle.battle_tag)
+    seed = search_seed(player.decision_seed, (player.username, battle.battle_tag),
+                       len(rec.actions) if rec else 0)
+    answer = await match.search(battle.battle_tag, battle.player_role, seed=seed,
+                                **asdict(options))
+    ranked = sorted(zip(answer["values"], answer["choices"]), reverse=True)
+    return [o for _, choice in ranked if (o := choice_to_order(battle, choice)) is not None]
+
+
 class SearchPlayer(RecordingMixin, Player):
     """Plays the argmax of the simulator's search (needs a `DirectMatch`: direct backend)."""
 
@@ -90,7 +104,6 @@ class SearchPlayer(RecordingMixin, Player):
         super().__init__(*args, **kwargs)
         self.search = search
         self.match: Any = None
-        self.unmapped = 0  # searched choices poke-env's state had no order for
 
     def attach_match(self, match: Any) -> None:
         self.match = match
@@ -102,15 +115,5 @@ class SearchPlayer(RecordingMixin, Player):
         return self._decide(battle)
 
     async def _decide(self, battle: Battle) -> BattleOrder:
-        rec = self._records.get(battle.battle_tag)
-        seed = search_seed(self.decision_seed, (self.username, battle.battle_tag),
-                           len(rec.actions) if rec else 0)
-        answer = await self.match.search(battle.battle_tag, battle.player_role,
-                                         seed=seed, **asdict(self.search))
-        ranked = sorted(zip(answer["values"], answer["choices"]), reverse=True)
-        for _, choice in ranked:
-            order = choice_to_order(battle, choice)
-            if order is not None:
-                return order
-            self.unmapped += 1
-        return self.choose_default_move()
+        orders = await ranked_orders(self.match, battle, self, self.search)
+        return orders[0] if orders else self.choose_default_move()

@@ -171,4 +171,4 @@ function makeSearch(pkg) {
   };
 }
 
-module.exports = {makeSearch, legalChoices, heuristicChoice, leafValue};
+module.exports = {makeSearch};
