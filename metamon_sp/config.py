@@ -32,7 +32,9 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
                    "train.search_weight": 1.0, "collect.search_rate": 0.0,
                    "collect.search_forks": 8, "collect.search_depth": 3,
+                   "collect.search_z": 0.0, "collect.search_top_k": 0,
                    "policy.search_rate": 0.0, "policy.search_forks": 8, "policy.search_depth": 3,
+                   "policy.search_z": 0.0, "policy.search_top_k": 0,
                    "collect.explore": "uniform", "policy.explore": "uniform",
                    "team_remix": 0,
                    "gate.battles": 0, "gate.candidates": [1.0], "gate.min_win_rate": 0.5,
@@ -93,13 +95,22 @@ class CollectConfig:
     legal action the policy's own critic rates highest among those the policy did not choose
     (its best challenger, tried so that the data says whether the critic is right)."""
     search_rate: float = 0.0
-    """Share of the learner's training-data decisions taken by one-step search in the simulator
-    instead of the policy (expert iteration: the learner clones them, `train.search_weight`).
+    """Share of the learner's training-data decisions checked by one-step search in the
+    simulator: where the search's best choice beats the policy's own (`search_z`), it is played
+    instead and flagged (expert iteration: the learner clones it, `train.search_weight`).
     The search forks the battle and plays `search_forks` short heuristic rollouts of
     `search_depth` turns per legal choice; its forks see both teams (metamon_sp/search.py).
     Direct backend only; ~0.15 s of a simulator per searched decision."""
     search_forks: int = 8
     search_depth: int = 3
+    search_z: float = 0.0
+    """A searched decision is the search's only where its best choice beats the policy's own
+    choice by more than this many standard errors of their paired per-fork difference (the
+    forks share their dice); elsewhere the policy's choice stands, unflagged. 0: wherever the
+    best choice's mean is higher."""
+    search_top_k: int = 0
+    """Search only the policy's `search_top_k` likeliest choices and its own (a policy prior:
+    fewer rollouts per decision); 0 searches every legal choice."""
 
     def __post_init__(self) -> None:
         _check(self.battles >= 1, "collect.battles", self.battles, ">= 1")
@@ -128,6 +139,8 @@ class CollectConfig:
                "simulator's own battles: set collect.backend=direct)")
         _check(self.search_forks >= 1, "collect.search_forks", self.search_forks, ">= 1")
         _check(self.search_depth >= 1, "collect.search_depth", self.search_depth, ">= 1")
+        _check(self.search_z >= 0, "collect.search_z", self.search_z, ">= 0")
+        _check(self.search_top_k >= 0, "collect.search_top_k", self.search_top_k, ">= 0")
 
 
 @dataclass
@@ -346,6 +359,8 @@ class PolicyConfig:
     never searches (the search sees the opponent's team)."""
     search_forks: int = 8
     search_depth: int = 3
+    search_z: float = 0.0
+    search_top_k: int = 0
 
     def __post_init__(self) -> None:
         _check(self.temperature > 0, "policy.temperature", self.temperature, "> 0")

@@ -159,7 +159,9 @@ def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
                                   epsilon=cfg.collect.epsilon, explore=cfg.collect.explore,
                                   greedy=False, search_rate=cfg.collect.search_rate,
                                   search_forks=cfg.collect.search_forks,
-                                  search_depth=cfg.collect.search_depth))
+                                  search_depth=cfg.collect.search_depth,
+                                  search_z=cfg.collect.search_z,
+                                  search_top_k=cfg.collect.search_top_k))
 
 
 def opponent_pool(cfg: Config, run: Run, k: int) -> list[Matchup] | None:

@@ -275,18 +275,24 @@ class PolicyPlayer(RecordingMixin, Player):
 
     async def _searched(self, battle: Battle, key: tuple[str, str], obs: Observation,
                         rqid: Any) -> tuple[int, bool, bool]:
-        """The search's choice as an action of ours; the policy's history takes the turn all
-        the same (its next decisions read it)."""
-        from metamon_sp.search import SearchOptions, ranked_orders
+        """The policy decides as always; the search then values its choice against the others
+        (the policy's `search_top_k` likeliest, or all) and plays its best instead where that is
+        better by more than `search_z` standard errors. Only such decisions are flagged."""
+        from metamon_sp.search import SearchOptions, confident_best, searched_values
 
-        self.policy.observe(key, obs, rqid)
+        action, explored = await self.policy.decide(key, obs, rqid)
         cfg = self.policy.cfg
+        candidates = None
+        if cfg.search_top_k:
+            probs = self.policy.probabilities(key, obs.mask)
+            candidates = {int(a) for a in np.argsort(-probs, kind="stable")[:cfg.search_top_k]
+                          if obs.mask[a]} | {action}
         options = SearchOptions(forks=cfg.search_forks, depth=cfg.search_depth)
-        for order in await ranked_orders(self.match, battle, self, options):
-            action = order_to_action(order, battle)
-            if action is not None and obs.mask[action]:
-                return action, False, True
-        return default_action(obs.mask), False, False  # nothing the search named is ours
+        samples = await searched_values(self.match, battle, self, options, candidates)
+        best = confident_best(samples, action, cfg.search_z)
+        if best is not None and obs.mask[best]:
+            return best, False, True
+        return action, explored, False
 
     def _forget_last_turn(self, battle_tag: str) -> None:
         # live play must see the same history as the stored trajectory, which drops the turn

@@ -176,6 +176,13 @@ class Policy:
         return q.masked_fill(~others, float("-inf")).argmax(-1).cpu().numpy()
 
     @torch.no_grad()
+    def probabilities(self, key: tuple[str, str], mask: np.ndarray) -> np.ndarray:
+        """The policy's action probabilities (A,) at the last turn of battle `key`'s history."""
+        logits = masked_logits(self.logits([self._histories[key]]),
+                               torch.from_numpy(mask[None]).to(self.device))
+        return torch.softmax(logits.double() / self.cfg.temperature, -1)[0].cpu().numpy()
+
+    @torch.no_grad()
     def logits(self, hs: list[_History]) -> torch.Tensor:
         """Unmasked actor logits (B, A) at the last turn of each history."""
         return self.model.actor(self.encode(hs))

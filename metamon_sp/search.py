@@ -13,14 +13,17 @@ games against other players are not fair games.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 from poke_env.battle import Battle
 from poke_env.player import Player
 from poke_env.player.battle_order import BattleOrder, SingleBattleOrder
 
-from metamon_sp.features import Observation
+from metamon_sp.features import Observation, order_to_action
 from metamon_sp.players import RecordingMixin
 
 SEARCH_PREFIX = "search"
@@ -83,6 +86,68 @@ def choice_to_order(battle: Battle, choice: str) -> BattleOrder | None:
     return None
 
 
+def request_choices(battle: Battle) -> list[str]:
+    """The legal choices of the battle's last request as the simulator names them (`move 1`,
+    `switch 3`): search.js's `legalChoices`, read from our side of the protocol."""
+    req = battle.last_request or {}
+    if not req or req.get("wait"):
+        return []
+    mons = (req.get("side") or {}).get("pokemon", [])
+    bench = [i for i, p in enumerate(mons)
+             if not p.get("active") and not str(p.get("condition", "")).endswith(" fnt")]
+    if req.get("forceSwitch"):
+        return [f"switch {i + 1}" for i in bench]
+    active = (req.get("active") or [{}])[0]
+    out = [f"move {i + 1}" for i, m in enumerate(active.get("moves", [])) if not m.get("disabled")]
+    if not out:
+        out = ["move 1"]  # Struggle, or a locked move
+    if not active.get("trapped"):
+        out += [f"switch {i + 1}" for i in bench]
+    return out
+
+
+def choice_to_action(battle: Battle, choice: str) -> int | None:
+    """Our action index for a simulator choice, or None where the battle's state has none."""
+    order = choice_to_order(battle, choice)
+    return None if order is None else order_to_action(order, battle)
+
+
+async def searched_values(match: Any, battle: Battle, player: RecordingMixin,
+                          options: SearchOptions, actions: set[int] | None = None
+                          ) -> dict[int, np.ndarray]:
+    """Per action index, the search's per-fork values (fork f of every action shares its
+    dice, so two actions compare fork by fork). `actions` restricts the search to those."""
+    choices = None
+    if actions is not None:
+        choices = [c for c in request_choices(battle) if choice_to_action(battle, c) in actions]
+    rec = player._records.get(battle.battle_tag)
+    seed = search_seed(player.decision_seed, (player.username, battle.battle_tag),
+                       len(rec.actions) if rec else 0)
+    answer = await match.search(battle.battle_tag, battle.player_role, seed=seed,
+                                choices=choices, **asdict(options))
+    out: dict[int, np.ndarray] = {}
+    for choice, values in zip(answer["choices"], answer["samples"]):
+        action = choice_to_action(battle, choice)
+        if action is not None and action not in out:
+            out[action] = np.asarray(values, dtype=np.float64)
+    return out
+
+
+def confident_best(samples: dict[int, np.ndarray], own: int, z: float) -> int | None:
+    """The searched action to play instead of `own`: the best by mean value, where its paired
+    per-fork advantage over `own` is more than `z` standard errors above 0; None keeps `own`
+    (also when the search did not value `own`)."""
+    if own not in samples:
+        return None
+    best = max(samples, key=lambda a: (samples[a].mean(), a == own))  # ties keep our own
+    if best == own:
+        return None
+    diff = samples[best] - samples[own]
+    n = len(diff)
+    se = diff.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf
+    return best if diff.mean() > (z * se if z > 0 else 0.0) else None
+
+
 async def ranked_orders(match: Any, battle: Battle, player: RecordingMixin,
                         options: SearchOptions) -> list[BattleOrder]:
     """The simulator search's choices for `player` now, best first, as poke-env orders (those
@@ -92,7 +157,7 @@ async def ranked_orders(match: Any, battle: Battle, player: RecordingMixin,
     seed = search_seed(player.decision_seed, (player.username, battle.battle_tag),
                        len(rec.actions) if rec else 0)
     answer = await match.search(battle.battle_tag, battle.player_role, seed=seed,
-                                **asdict(options))
+                                choices=None, **asdict(options))
     ranked = sorted(zip(answer["values"], answer["choices"]), reverse=True)
     return [o for _, choice in ranked if (o := choice_to_order(battle, choice)) is not None]
 

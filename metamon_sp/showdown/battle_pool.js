@@ -6,13 +6,14 @@
 //   {"t":"choose","id":TAG,"side":"p1","choice":"move 1"}
 //   {"t":"forfeit","id":TAG,"side":"p1"}
 //   {"t":"close","id":TAG}                                       (forget a finished battle)
-//   {"t":"search","id":TAG,"side":"p1","forks":8,"depth":3,"epsilon":0.1,"seed":"sodium,…"}
-//                            (value each of the side's legal choices now: see search.js)
+//   {"t":"search","id":TAG,"side":"p1","forks":8,"depth":3,"epsilon":0.1,"seed":"sodium,…",
+//    "choices":["move 1",…]|null}   (value the side's legal choices now: see search.js)
 // stdout, one JSON array per line:
 //   [TAG, "p1"|"p2", TEXT]   what that player's websocket would receive in the battle room
 //   [TAG, "end", WINNER]     the battle is over ("" for a tie)
 //   [TAG, "error", MESSAGE]  the battle cannot go on (an illegal team, a simulator crash)
-//   [TAG, "search:p1", {"choices": [...], "values": [...], "stderrs": [...], "forks": K}]
+//   [TAG, "search:p1", {"choices": [...], "values": [...], "stderrs": [...], "samples": [...],
+//                       "forks": K}]
 //                            a search's answer
 //
 // Like the server: teams are validated and normalised by the TeamValidator (a Gen 1 set would
@@ -115,7 +116,7 @@ function handle(msg) {
   }
   if (msg.t === 'search') {  // answered even for a finished battle: somebody awaits it
     const live = state && !state.battle.ended;
-    const none = {choices: [], values: [], stderrs: [], forks: 0};
+    const none = {choices: [], values: [], stderrs: [], samples: [], forks: 0};
     emit([msg.id, `search:${msg.side}`, live ? search(state.battle, msg.side, msg) : none]);
     return;  // the real battle is untouched: nothing to send
   }

@@ -364,7 +364,7 @@ class DirectMatch:
     def search(self, tag: str, side: str, **options: Any) -> asyncio.Future:
         """Ask the simulator to value `side`'s legal choices in battle `tag` now (see
         search.js); the future holds {"choices": [...], "values": [...], "stderrs": [...],
-        "forks": K}."""
+        "samples": [...], "forks": K}."""
         fut = asyncio.get_running_loop().create_future()
         self._searches[(tag, side)] = fut
         self.sim.send({"t": "search", "id": tag, "side": side, **options})

@@ -7,9 +7,10 @@
 // PRNG seed), and the opponent's choice already made in the real battle is discarded in the
 // fork, so a search never sees the real battle's dice or the opponent's committed move.
 //
-//   search(battle, 'p1', {forks: 8, depth: 3, seed: 'sodium,…', epsilon: 0.1})
+//   search(battle, 'p1', {forks: 8, depth: 3, seed: 'sodium,…', epsilon: 0.1, choices: null})
 //     -> {choices: ['move 1', 'switch 3', …], values: [0.61, 0.47, …], stderrs: [0.03, …],
-//         forks: 8}
+//         samples: [[per-fork values of move 1], …], forks: 8}
+//   (`choices`, when given, restricts the search to those of the legal choices)
 //
 // Rollouts play both sides with `heuristicChoice`: the move with the highest base power ×
 // STAB × type effectiveness against the foe (status moves a low fixed score), the bench
@@ -136,38 +137,43 @@ function makeSearch(pkg) {
     const epsilon = opts.epsilon ?? 0.1;
     const rng = new PRNG(opts.seed);
     const sideIdx = sideId === 'p1' ? 0 : 1;
-    const choices = legalChoices(battle.sides[sideIdx]);
+    let choices = legalChoices(battle.sides[sideIdx]);
+    if (opts.choices) choices = choices.filter((c) => opts.choices.includes(c));
     const state = JSON.stringify(battle.toJSON());
+    // Common random numbers: fork f of every choice draws the same future (simulator dice and
+    // rollout decisions), so two choices' values differ by the choice, not by the dice, and
+    // their per-fork differences (`samples`) tell them apart with far fewer forks.
+    const futures = Array.from({length: forks}, () => [forkSeed(rng), forkSeed(rng)]);
     const values = [];
     const stderrs = [];
+    const samples = [];
     const counted = [];
     for (const choice of choices) {
-      let total = 0;
-      let squares = 0;
-      let n = 0;
-      for (let f = 0; f < forks; f++) {
+      const vs = [];
+      for (const [simSeed, playSeed] of futures) {
         const fork = Battle.fromJSON(state);
-        fork.prng = new PRNG(forkSeed(rng));  // the fork's own future
+        fork.prng = new PRNG(simSeed);  // the fork's own future
+        const play = new PRNG(playSeed);
         const me = fork.sides[sideIdx];
         const foe = fork.sides[1 - sideIdx];
-        const foeChoice = heuristicChoice(fork, foe, rng, epsilon);
+        const foeChoice = heuristicChoice(fork, foe, play, epsilon);
         if (foeChoice) foe.clearChoice();  // not the move the opponent committed for real
         if (!fork.choose(me.id, choice)) break;  // not legal after all
         choose(fork, foe, foeChoice);
-        const v = rollout(fork, sideIdx, rng, depth, epsilon);
-        total += v;
-        squares += v * v;
-        n++;
+        vs.push(rollout(fork, sideIdx, play, depth, epsilon));
       }
+      const n = vs.length;
       if (n) {
-        const mean = total / n;
+        const mean = vs.reduce((a, b) => a + b, 0) / n;
+        const sq = vs.reduce((a, b) => a + (b - mean) ** 2, 0);
         values.push(mean);
-        // the standard error of that mean: how far apart two choices must be to be told apart
-        stderrs.push(n > 1 ? Math.sqrt(Math.max(0, squares / n - mean * mean) / (n - 1)) : 1);
+        // the standard error of that mean (for two choices, compare their paired `samples`)
+        stderrs.push(n > 1 ? Math.sqrt(sq / (n - 1) / n) : 1);
+        samples.push(vs);
         counted.push(choice);
       }
     }
-    return {choices: counted, values, stderrs, forks};
+    return {choices: counted, values, stderrs, samples, forks};
   };
 }
 

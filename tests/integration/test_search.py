@@ -8,7 +8,9 @@ import json
 import subprocess
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +19,8 @@ from metamon_sp.collect import collect
 from metamon_sp.config import ConfigError, load_config
 from metamon_sp.model import PolicyModel
 from metamon_sp.players import PlayerSpecError
-from metamon_sp.search import SearchOptions, parse_search_spec
+from metamon_sp.search import (SearchOptions, confident_best, parse_search_spec,
+                               request_choices)
 from metamon_sp.showdown import ensure_installed
 from metamon_sp.teams import load_team_set
 from metamon_sp.trajectories import Dataset
@@ -46,6 +49,8 @@ for (let i = 0; i < 4 && !b.ended; i++) {
 const opts = {forks: 3, depth: 2, seed: 'sodium,' + '2'.repeat(32)};
 const before = JSON.stringify(b.toJSON());
 const answer = search(b, 'p1', opts);
+const request = b.sides[0].activeRequest;
+const restricted = search(b, 'p1', {...opts, choices: answer.choices.slice(-2)});
 const untouched = JSON.stringify(b.toJSON()) === before;
 const moves = b.sides[1].activeRequest.active[0].moves;
 const committed = [];
@@ -58,7 +63,7 @@ const legal = answer.choices.every((c) => {
   const fork = Battle.fromJSON(before);
   return fork.choose('p1', c);
 });
-console.log(JSON.stringify({answer, untouched, committed, legal}));
+console.log(JSON.stringify({answer, untouched, committed, legal, request, restricted}));
 """
 
 
@@ -79,6 +84,14 @@ def test_search_values_each_legal_choice_and_leaves_the_battle_alone():
     assert len(answer["stderrs"]) == len(answer["values"]) and all(
         0.0 <= e <= 1.0 for e in answer["stderrs"])
     assert any(c.startswith("switch") for c in answer["choices"])
+    samples = answer["samples"]  # per choice, the value of each fork
+    assert [len(v) for v in samples] == [3] * len(answer["choices"])
+    assert answer["values"] == pytest.approx([sum(v) / 3 for v in samples])
+    # our side of the protocol names the same legal choices as the simulator
+    assert request_choices(SimpleNamespace(last_request=r["request"])) == answer["choices"]
+    # a search of some choices plays the same forks for them (their dice are drawn first)
+    assert r["restricted"]["choices"] == answer["choices"][-2:]
+    assert r["restricted"]["samples"] == samples[-2:]
     assert r["untouched"]  # the real battle's state, PRNG included, is as it was
     # whatever move the opponent already committed, the same seed gives the same answer
     assert len(r["committed"]) >= 2 and all(c == answer for c in r["committed"])
@@ -106,19 +119,28 @@ def test_the_search_player_beats_random_on_the_direct_backend_only(tmp_path):
         collect(server, tmp_path / "server", show_progress=False)
 
 
-def test_a_learner_plays_the_searchs_choice_at_its_search_rate(tmp_path):
+def test_a_learner_plays_the_searchs_choice_where_it_is_better(tmp_path):
     torch.manual_seed(0)
     mc = load_config().model
     ckpt = save_checkpoint(tmp_path / "ckpt", PolicyModel(mc), CheckpointMeta(model=asdict(mc)))
     base = [f"collect.p1=checkpoint:{ckpt}", "collect.battles=4", "collect.concurrency=4",
-            "policy.search_forks=2", "policy.search_depth=1"]
+            "policy.search_forks=4", "policy.search_depth=2"]
     summary = collect(load_config([*base, "collect.p2=self", "policy.search_rate=0.5"]),
                       tmp_path / "self", show_progress=False)
     assert summary["battles"] == 4 and summary["invalid_actions"] == 0
     trajs = list(Dataset(tmp_path / "self"))
+    # an untrained policy's choice is often beaten: the search plays on some of its half
     share = sum(int(t.searched.sum()) for t in trajs) / sum(t.steps for t in trajs)
-    assert 0.3 < share < 0.7 and all(t.searched.shape == t.actions.shape for t in trajs)
+    assert 0.05 < share < 0.5 and all(t.searched.shape == t.actions.shape for t in trajs)
     assert not any((t.searched & t.explored).any() for t in trajs)
+    # searching only the policy's likeliest choice and its own still finds better ones
+    collect(load_config([*base, "collect.p2=self", "policy.search_rate=0.5",
+                         "policy.search_top_k=1"]), tmp_path / "top", show_progress=False)
+    assert any(t.searched.any() for t in Dataset(tmp_path / "top"))
+    # a search that must be sure beyond any noise never overrides the policy
+    collect(load_config([*base, "collect.p2=self", "policy.search_rate=0.5",
+                         "policy.search_z=1000"]), tmp_path / "sure", show_progress=False)
+    assert not any(t.searched.any() for t in Dataset(tmp_path / "sure"))
     # against another player (the pool's earlier generations) only the learner searches
     collect(load_config([*base, f"collect.p2=checkpoint:{ckpt}", "policy.search_rate=0.5"]),
             tmp_path / "pool", show_progress=False)
@@ -129,3 +151,16 @@ def test_a_learner_plays_the_searchs_choice_at_its_search_rate(tmp_path):
     assert not any(t.searched.any() for t in Dataset(tmp_path / "none"))
     with pytest.raises(ConfigError, match="collect.search_rate.*collect.backend=direct"):
         load_config(["collect.search_rate=0.1", "collect.backend=showdown"])
+
+
+def test_the_search_overrides_only_a_choice_it_can_tell_apart():
+    own, better, tied = 0, 1, 2
+    samples = {own: np.array([0.5, 0.4, 0.6, 0.5]), better: np.array([0.6, 0.5, 0.7, 0.6]),
+               tied: np.array([0.5, 0.4, 0.6, 0.5])}
+    assert confident_best(samples, own, z=0) == better
+    assert confident_best(samples, own, z=100) == better  # the same +0.1 on every fork
+    noisy = {own: np.array([0.5, 0.5, 0.5, 0.5]), better: np.array([0.9, 0.2, 0.9, 0.2])}
+    assert confident_best(noisy, own, z=0) == better
+    assert confident_best(noisy, own, z=1) is None  # +0.05 ± 0.2: a coin toss
+    assert confident_best({own: samples[own], tied: samples[tied]}, own, z=0) is None
+    assert confident_best({better: samples[better]}, own, z=0) is None  # own not valued
