@@ -33,6 +33,7 @@ HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.em
                    "train.search_weight": 1.0, "collect.search_rate": 0.0,
                    "collect.search_forks": 8, "collect.search_depth": 3,
                    "collect.search_z": 0.0, "collect.search_top_k": 0,
+                   "collect.search_hidden": False, "policy.search_pool": "",
                    "policy.search_rate": 0.0, "policy.search_forks": 8, "policy.search_depth": 3,
                    "policy.search_z": 0.0, "policy.search_top_k": 0,
                    "collect.explore": "uniform", "policy.explore": "uniform",
@@ -111,6 +112,10 @@ class CollectConfig:
     search_top_k: int = 0
     """Search only the policy's `search_top_k` likeliest choices and its own (a policy prior:
     fewer rollouts per decision); 0 searches every legal choice."""
+    search_hidden: bool = False
+    """An information-set search: every fork first redraws the opponent's Pokémon not yet seen
+    from the sets of the training teams (`team_set`), so a searched label depends only on what
+    the learner has seen (and the true moves of the opponent's seen Pokémon)."""
 
     def __post_init__(self) -> None:
         _check(self.battles >= 1, "collect.battles", self.battles, ">= 1")
@@ -361,6 +366,8 @@ class PolicyConfig:
     search_depth: int = 3
     search_z: float = 0.0
     search_top_k: int = 0
+    search_pool: str = ""
+    """A team set the search draws the opponent's unseen Pokémon from (`collect.search_hidden`)."""
 
     def __post_init__(self) -> None:
         _check(self.temperature > 0, "policy.temperature", self.temperature, "> 0")

@@ -161,7 +161,8 @@ def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
                                   search_forks=cfg.collect.search_forks,
                                   search_depth=cfg.collect.search_depth,
                                   search_z=cfg.collect.search_z,
-                                  search_top_k=cfg.collect.search_top_k))
+                                  search_top_k=cfg.collect.search_top_k,
+                                  search_pool=cfg.team_set if cfg.collect.search_hidden else ""))
 
 
 def opponent_pool(cfg: Config, run: Run, k: int) -> list[Matchup] | None:

@@ -71,7 +71,7 @@ def check_player_spec(spec: str, key: str, allow_self: bool = False) -> None:
         except CheckpointError as e:
             raise PlayerSpecError(f"{key}={spec!r}: {e}") from e
         return
-    choices = ", ".join(BASELINES) + ", checkpoint:PATH, search[:FORKS:DEPTH]" + (
+    choices = ", ".join(BASELINES) + ", checkpoint:PATH, search[:FORKS:DEPTH[:EPS[:POOL]]]" + (
         ", or `self` (a copy of p1)" if allow_self else "")
     raise PlayerSpecError(f"{key}={spec!r} is not a known player; choose one of {choices}.")
 
@@ -287,7 +287,8 @@ class PolicyPlayer(RecordingMixin, Player):
             probs = self.policy.probabilities(key, obs.mask)
             candidates = {int(a) for a in np.argsort(-probs, kind="stable")[:cfg.search_top_k]
                           if obs.mask[a]} | {action}
-        options = SearchOptions(forks=cfg.search_forks, depth=cfg.search_depth)
+        options = SearchOptions(forks=cfg.search_forks, depth=cfg.search_depth,
+                                pool=cfg.search_pool)
         samples = await searched_values(self.match, battle, self, options, candidates)
         best = confident_best(samples, action, cfg.search_z)
         if best is not None and obs.mask[best]:

@@ -2,19 +2,24 @@
 
 At each decision it asks the simulator (`DirectMatch.search` → search.js) to value every legal
 choice by forking the battle and playing short heuristic rollouts from each fork, then plays
-the best. The forks see both teams whole: a determinized, perfect-information search. It
-measures how much a policy leaves on the table and can label decisions for training; its
-games against other players are not fair games.
+the best. By default the forks see both teams whole: a determinized, perfect-information
+search that measures how much a policy leaves on the table and labels decisions for training,
+whose games against other players are not fair games. Given a pool (a team set), every fork
+first redraws the opponent's Pokémon not yet seen from that pool's sets: an information-set
+search, which knows only what its side has seen (and the true moves of the opponent's seen
+Pokémon).
 
     player spec: search                     (defaults below)
                  search:16:5:0.1              (forks per choice, turns per rollout, epsilon)
+                 search:8:3:0.1:gen1ou        (… drawing unseen Pokémon from team set gen1ou)
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -25,6 +30,7 @@ from poke_env.player.battle_order import BattleOrder, SingleBattleOrder
 
 from metamon_sp.features import Observation, order_to_action
 from metamon_sp.players import RecordingMixin
+from metamon_sp.teams import TeamError, load_team_set
 
 SEARCH_PREFIX = "search"
 
@@ -34,26 +40,49 @@ class SearchOptions:
     forks: int = 8        # rollouts per legal choice
     depth: int = 3        # turns per rollout before the material count scores it
     epsilon: float = 0.1  # rollout players' uniform-choice rate
+    pool: str = ""        # a team set to draw the opponent's unseen Pokémon from ("": none)
 
 
 def parse_search_spec(spec: str) -> SearchOptions:
-    """`search`, or `search:FORKS:DEPTH[:EPSILON]` (e.g. `search:16:5`); a ValueError names
-    what is wrong."""
+    """`search`, or `search:FORKS:DEPTH[:EPSILON[:POOL]]` (e.g. `search:16:5`); a ValueError
+    names what is wrong."""
     if spec == SEARCH_PREFIX:
         return SearchOptions()
     parts = spec.split(":")
-    if parts[0] != SEARCH_PREFIX or not 3 <= len(parts) <= 4:
+    if parts[0] != SEARCH_PREFIX or not 3 <= len(parts) <= 5:
         raise ValueError(f"{spec!r} is not a search player: write search or "
-                         f"search:FORKS:DEPTH[:EPSILON], e.g. search:8:3")
+                         f"search:FORKS:DEPTH[:EPSILON[:POOL]], e.g. search:8:3")
     try:
         opts = SearchOptions(*(int(p) for p in parts[1:3]),
-                             *(float(p) for p in parts[3:]))
+                             *(float(p) for p in parts[3:4]), *parts[4:])
     except (TypeError, ValueError):
         raise ValueError(f"{spec!r}: FORKS and DEPTH are whole numbers and EPSILON a number, "
                          f"e.g. search:8:3:0.1") from None
     if opts.forks < 1 or opts.depth < 1 or not 0 <= opts.epsilon <= 1:
         raise ValueError(f"{spec!r}: search FORKS and DEPTH must be ≥ 1 and EPSILON in [0, 1]")
+    if opts.pool:
+        try:
+            pool_teams(opts.pool)
+        except TeamError as e:
+            raise ValueError(f"{spec!r}: POOL must be a team set: {e}") from None
     return opts
+
+
+@lru_cache(maxsize=4)
+def pool_teams(team_set: str) -> tuple[str, ...]:
+    """The packed teams of a search pool."""
+    return tuple(t.packed for t in load_team_set(team_set))
+
+
+def search_request(battle: Battle, options: SearchOptions) -> dict[str, Any]:
+    """What search.js takes besides the battle, side and seed: the rollouts' settings, and
+    with a pool, the pool's teams and the opponent's species this side has seen."""
+    out: dict[str, Any] = {"forks": options.forks, "depth": options.depth,
+                           "epsilon": options.epsilon}
+    if options.pool:
+        out.update(pool_id=options.pool, pool=pool_teams(options.pool),
+                   seen=sorted({m.species for m in battle.opponent_team.values()}))
+    return out
 
 
 def search_seed(seed: int, key: tuple[str, str], step: int) -> str:
@@ -124,7 +153,7 @@ async def searched_values(match: Any, battle: Battle, player: RecordingMixin,
     seed = search_seed(player.decision_seed, (player.username, battle.battle_tag),
                        len(rec.actions) if rec else 0)
     answer = await match.search(battle.battle_tag, battle.player_role, seed=seed,
-                                choices=choices, **asdict(options))
+                                choices=choices, **search_request(battle, options))
     out: dict[int, np.ndarray] = {}
     for choice, values in zip(answer["choices"], answer["samples"]):
         action = choice_to_action(battle, choice)
@@ -157,7 +186,7 @@ async def ranked_orders(match: Any, battle: Battle, player: RecordingMixin,
     seed = search_seed(player.decision_seed, (player.username, battle.battle_tag),
                        len(rec.actions) if rec else 0)
     answer = await match.search(battle.battle_tag, battle.player_role, seed=seed,
-                                choices=None, **asdict(options))
+                                choices=None, **search_request(battle, options))
     ranked = sorted(zip(answer["values"], answer["choices"]), reverse=True)
     return [o for _, choice in ranked if (o := choice_to_order(battle, choice)) is not None]
 

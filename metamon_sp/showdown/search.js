@@ -1,16 +1,21 @@
 // One-step search in the simulator: the value of each of a side's legal choices, estimated by
 // forking the battle (Battle.toJSON / fromJSON) and playing short rollouts from each fork.
 //
-// The fork sees both teams whole, so this is a determinized search (perfect-information
-// rollouts, as in PIMC for card games): fit to make training targets or to measure how much a
-// policy leaves on the table, not to play fair games. Every fork draws its own future (a fresh
-// PRNG seed), and the opponent's choice already made in the real battle is discarded in the
-// fork, so a search never sees the real battle's dice or the opponent's committed move.
+// By default the fork sees both teams whole, so this is a determinized search (perfect-
+// information rollouts, as in PIMC for card games): fit to make training targets or to measure
+// how much a policy leaves on the table, not to play fair games. Given a pool of sets, each
+// fork first redraws the foe's unseen Pokémon from it (`determinize`): the search then knows
+// only what the searching side has seen, plus the true moves of the foe's seen Pokémon.
+// Every fork draws its own future (a fresh PRNG seed), and the opponent's choice already made
+// in the real battle is discarded in the fork, so a search never sees the real battle's dice
+// or the opponent's committed move.
 //
 //   search(battle, 'p1', {forks: 8, depth: 3, seed: 'sodium,…', epsilon: 0.1, choices: null})
 //     -> {choices: ['move 1', 'switch 3', …], values: [0.61, 0.47, …], stderrs: [0.03, …],
 //         samples: [[per-fork values of move 1], …], forks: 8}
-//   (`choices`, when given, restricts the search to those of the legal choices)
+//   (`choices`, when given, restricts the search to those of the legal choices; with
+//   `pool_id`, `pool` (packed teams) and `seen` (the species ids the side has seen of its foe),
+//   each fork first replaces the foe's unseen Pokémon by sets drawn from the pool)
 //
 // Rollouts play both sides with `heuristicChoice`: the move with the highest base power ×
 // STAB × type effectiveness against the foe (status moves a low fixed score), the bench
@@ -23,7 +28,46 @@ const path = require('path');
 function load(pkg) {
   const {Battle} = require(path.join(pkg, 'dist', 'sim', 'battle'));
   const {PRNG} = require(path.join(pkg, 'dist', 'sim', 'prng'));
-  return {Battle, PRNG};
+  const {Pokemon} = require(path.join(pkg, 'dist', 'sim', 'pokemon'));
+  const {Teams, TeamValidator} = require(pkg);
+  return {Battle, PRNG, Pokemon, Teams, TeamValidator};
+}
+
+// A pool of sets to draw the opponent's unseen Pokémon from: packed teams (a training split),
+// validated and normalised as battle_pool.js does its teams, once per pool name.
+const pools = new Map();
+
+function poolSets(sim, battle, id, packedTeams) {
+  if (!pools.has(id)) {
+    const validator = sim.TeamValidator.get(battle.format.id);
+    const sets = [];
+    for (const packed of packedTeams || []) {
+      const team = sim.Teams.unpack(packed);
+      if (team && !validator.validateTeam(team)) sets.push(...team);
+    }
+    if (!sets.length) throw new Error(`search pool ${id}: no valid set`);
+    pools.set(id, sets);
+  }
+  return pools.get(id);
+}
+
+// An information-set determinization: the foe's Pokémon that `seen` does not name (never sent
+// out, so still untouched: Gen 1 has no team preview and no hazards) become sets drawn from
+// `sets`, never a species the foe shows already. What the searching side could not know is
+// then no longer what the rollouts play against. (A seen Pokémon's unrevealed moves stay.)
+function determinize(sim, foe, seen, sets, rng) {
+  const present = new Set(foe.pokemon.filter((p) => seen.has(p.species.id))
+    .map((p) => p.species.id));
+  for (let i = 0; i < foe.pokemon.length; i++) {
+    const old = foe.pokemon[i];
+    if (seen.has(old.species.id) || old.isActive || old.hp < old.maxhp) continue;
+    const options = sets.filter((set) => !present.has(foe.battle.dex.species.get(set.species).id));
+    if (!options.length) continue;
+    const mon = new sim.Pokemon(rng.sample(options), foe);
+    mon.position = i;
+    foe.pokemon[i] = mon;
+    present.add(mon.species.id);
+  }
 }
 
 // What a status leaves of a Pokémon's worth (Gen 1: a frozen one never thaws on its own).
@@ -130,7 +174,8 @@ function forkSeed(rng) {
 }
 
 function makeSearch(pkg) {
-  const {Battle, PRNG} = load(pkg);
+  const sim = load(pkg);
+  const {Battle, PRNG} = sim;
   return function search(battle, sideId, opts) {
     const forks = opts.forks || 8;
     const depth = opts.depth || 3;
@@ -140,6 +185,8 @@ function makeSearch(pkg) {
     let choices = legalChoices(battle.sides[sideIdx]);
     if (opts.choices) choices = choices.filter((c) => opts.choices.includes(c));
     const state = JSON.stringify(battle.toJSON());
+    const sets = opts.pool_id ? poolSets(sim, battle, opts.pool_id, opts.pool) : null;
+    const seen = new Set(opts.seen || []);
     // Common random numbers: fork f of every choice draws the same future (simulator dice and
     // rollout decisions), so two choices' values differ by the choice, not by the dice, and
     // their per-fork differences (`samples`) tell them apart with far fewer forks.
@@ -156,6 +203,7 @@ function makeSearch(pkg) {
         const play = new PRNG(playSeed);
         const me = fork.sides[sideIdx];
         const foe = fork.sides[1 - sideIdx];
+        if (sets) determinize(sim, foe, seen, sets, play);
         const foeChoice = heuristicChoice(fork, foe, play, epsilon);
         if (foeChoice) foe.clearChoice();  // not the move the opponent committed for real
         if (!fork.choose(me.id, choice)) break;  // not legal after all
@@ -177,4 +225,4 @@ function makeSearch(pkg) {
   };
 }
 
-module.exports = {makeSearch};
+module.exports = {makeSearch, load, poolSets, determinize};

@@ -33,7 +33,7 @@ SEARCH_JS = Path(__file__).parents[2] / "metamon_sp" / "showdown" / "search.js"
 # battle's serialized state is the same before and after it, and the answer again with the
 # opponent's move already committed in the real battle (it must not change the answer).
 PROBE = r"""
-const [pkg, searchJs, teamA, teamB] = process.argv.slice(1);
+const [pkg, searchJs, teamA, teamB, poolJson] = process.argv.slice(1);
 const path = require('path');
 const {Battle} = require(path.join(pkg, 'dist', 'sim', 'battle'));
 const {Teams, TeamValidator} = require(pkg);
@@ -63,14 +63,33 @@ const legal = answer.choices.every((c) => {
   const fork = Battle.fromJSON(before);
   return fork.choose('p1', c);
 });
-console.log(JSON.stringify({answer, untouched, committed, legal, request, restricted}));
+// the information-set search: a fork's unseen foes redrawn from the pool, the seen ones kept
+const S = require(searchJs);
+const sim = S.load(pkg);
+const pool = JSON.parse(poolJson);
+const species = (side) => side.pokemon.map((p) => p.species.id);
+const truth = species(b.sides[1]);
+const seenIds = b.sides[1].pokemon.filter((p) => p.isActive || p.hp < p.maxhp)
+  .map((p) => p.species.id);
+const fork = Battle.fromJSON(before);
+S.determinize(sim, fork.sides[1], new Set(seenIds), S.poolSets(sim, fork, 'p', pool),
+  new sim.PRNG('sodium,' + '3'.repeat(32)));
+const drawn = species(fork.sides[1]);
+const pooled = {...opts, pool_id: 'p', pool};
+const beforeHidden = JSON.stringify(b.toJSON());
+const hidden = search(b, 'p1', {...pooled, seen: seenIds});
+const allSeen = search(b, 'p1', {...pooled, seen: truth});
+const hiddenUntouched = JSON.stringify(b.toJSON()) === beforeHidden;
+console.log(JSON.stringify({answer, untouched, committed, legal, request, restricted, truth,
+  seenIds, drawn, hidden, allSeen, hiddenUntouched}));
 """
 
 
 def _probe() -> dict:
     teams = load_team_set("gen1ou")
+    pool = json.dumps([t.packed for t in teams[2:]])
     out = subprocess.run(["node", "-e", PROBE, str(ensure_installed()), str(SEARCH_JS),
-                          teams[0].packed, teams[1].packed],
+                          teams[0].packed, teams[1].packed, pool],
                          capture_output=True, text=True, check=True, timeout=120)
     return json.loads(out.stdout)
 
@@ -97,11 +116,27 @@ def test_search_values_each_legal_choice_and_leaves_the_battle_alone():
     assert len(r["committed"]) >= 2 and all(c == answer for c in r["committed"])
 
 
+def test_an_information_set_search_redraws_only_what_its_side_has_not_seen():
+    r = _probe()
+    truth, seen, drawn = r["truth"], set(r["seenIds"]), r["drawn"]
+    assert 1 <= len(seen) < len(truth) == len(drawn)
+    assert all(d == t for d, t in zip(drawn, truth) if t in seen)  # what was seen stays
+    assert any(d != t for d, t in zip(drawn, truth) if t not in seen)  # the rest is redrawn
+    assert len(set(drawn)) == len(drawn)  # species clause
+    hidden = r["hidden"]
+    assert hidden["choices"] == r["answer"]["choices"] and r["hiddenUntouched"]
+    assert hidden["samples"] != r["answer"]["samples"]  # it plays against other Pokémon
+    # with every Pokémon seen there is nothing to redraw: the full-information answer
+    assert r["allSeen"] == r["answer"]
+
+
 def test_search_specs():
     assert parse_search_spec("search") == SearchOptions()
     assert parse_search_spec("search:2:1") == SearchOptions(forks=2, depth=1)
     assert parse_search_spec("search:2:1:0") == SearchOptions(forks=2, depth=1, epsilon=0.0)
-    for bad in ("search:0:3", "search:2", "search:two:3", "search:2:3:2", "searches"):
+    assert parse_search_spec("search:2:1:0.1:gen1ou").pool == "gen1ou"
+    for bad in ("search:0:3", "search:2", "search:two:3", "search:2:3:2", "searches",
+                "search:2:1:0.1:no_such_set"):
         with pytest.raises(ValueError, match="search"):
             parse_search_spec(bad)
 
@@ -141,6 +176,10 @@ def test_a_learner_plays_the_searchs_choice_where_it_is_better(tmp_path):
     collect(load_config([*base, "collect.p2=self", "policy.search_rate=0.5",
                          "policy.search_z=1000"]), tmp_path / "sure", show_progress=False)
     assert not any(t.searched.any() for t in Dataset(tmp_path / "sure"))
+    # an information-set search (unseen foes drawn from the training teams) labels too
+    collect(load_config([*base, "collect.p2=self", "policy.search_rate=0.5",
+                         "policy.search_pool=gen1ou"]), tmp_path / "hidden", show_progress=False)
+    assert any(t.searched.any() for t in Dataset(tmp_path / "hidden"))
     # against another player (the pool's earlier generations) only the learner searches
     collect(load_config([*base, f"collect.p2=checkpoint:{ckpt}", "policy.search_rate=0.5"]),
             tmp_path / "pool", show_progress=False)

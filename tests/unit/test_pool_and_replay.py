@@ -110,3 +110,13 @@ def test_collection_explores_at_its_own_temperature(tmp_path):
     assert ccfg.policy.epsilon == 0.1 and ccfg.policy.explore == "critic"
     assert cfg.policy.temperature == 1.0 and cfg.policy.greedy  # evaluation as configured
     assert cfg.policy.epsilon == 0.0 and cfg.policy.explore == "uniform"
+    # the learner's search settings travel to its collection only
+    cfg = load_config(["collect.search_rate=0.2", "collect.search_z=2", "collect.search_top_k=3",
+                       "collect.search_hidden=true"])
+    run = _run(tmp_path / "search", 2)
+    ccfg = selfplay_config(cfg, run, 2)
+    assert (ccfg.policy.search_rate, ccfg.policy.search_z, ccfg.policy.search_top_k) == (0.2, 2, 3)
+    assert ccfg.policy.search_pool == cfg.team_set == "gen1ou"  # unseen foes drawn from training
+    assert cfg.policy.search_rate == 0 and not cfg.policy.search_pool
+    hidden_off = selfplay_config(load_config(["collect.search_rate=0.2"]), run, 2)
+    assert hidden_off.policy.search_pool == ""
