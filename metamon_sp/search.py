@@ -115,6 +115,17 @@ def choice_to_order(battle: Battle, choice: str) -> BattleOrder | None:
     return None
 
 
+async def _ask(match: Any, battle: Battle, player: RecordingMixin, options: SearchOptions,
+               choices: list[str] | None = None) -> dict[str, Any]:
+    """The simulator's answer for `player` now, seeded by the player's seed, the battle and the
+    decision's index."""
+    rec = player._records.get(battle.battle_tag)
+    seed = search_seed(player.decision_seed, (player.username, battle.battle_tag),
+                       len(rec.actions) if rec else 0)
+    return await match.search(battle.battle_tag, battle.player_role, seed=seed,
+                              choices=choices, **search_request(battle, options))
+
+
 def request_choices(battle: Battle) -> list[str]:
     """The legal choices of the battle's last request as the simulator names them (`move 1`,
     `switch 3`): search.js's `legalChoices`, read from our side of the protocol."""
@@ -149,11 +160,7 @@ async def searched_values(match: Any, battle: Battle, player: RecordingMixin,
     choices = None
     if actions is not None:
         choices = [c for c in request_choices(battle) if choice_to_action(battle, c) in actions]
-    rec = player._records.get(battle.battle_tag)
-    seed = search_seed(player.decision_seed, (player.username, battle.battle_tag),
-                       len(rec.actions) if rec else 0)
-    answer = await match.search(battle.battle_tag, battle.player_role, seed=seed,
-                                choices=choices, **search_request(battle, options))
+    answer = await _ask(match, battle, player, options, choices)
     out: dict[int, np.ndarray] = {}
     for choice, values in zip(answer["choices"], answer["samples"]):
         action = choice_to_action(battle, choice)
@@ -180,13 +187,8 @@ def confident_best(samples: dict[int, np.ndarray], own: int, z: float) -> int | 
 async def ranked_orders(match: Any, battle: Battle, player: RecordingMixin,
                         options: SearchOptions) -> list[BattleOrder]:
     """The simulator search's choices for `player` now, best first, as poke-env orders (those
-    the battle's state has an order for). Seeded by the player's seed, the battle and the
-    decision's index."""
-    rec = player._records.get(battle.battle_tag)
-    seed = search_seed(player.decision_seed, (player.username, battle.battle_tag),
-                       len(rec.actions) if rec else 0)
-    answer = await match.search(battle.battle_tag, battle.player_role, seed=seed,
-                                choices=None, **search_request(battle, options))
+    the battle's state has an order for)."""
+    answer = await _ask(match, battle, player, options)
     ranked = sorted(zip(answer["values"], answer["choices"]), reverse=True)
     return [o for _, choice in ranked if (o := choice_to_order(battle, choice)) is not None]
 
