@@ -30,7 +30,8 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
               "train.threads", "train.checkpoint_every", "policy.threads")
 """Only change how fast, how often or how visibly the same results are made."""
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
-                   "train.search_weight": 1.0, "collect.search_rate": 0.0,
+                   "train.search_weight": 1.0, "train.search_beta": 0.0,
+                   "collect.search_rate": 0.0,
                    "collect.search_forks": 8, "collect.search_depth": 3,
                    "collect.search_z": 0.0, "collect.search_top_k": 0,
                    "collect.search_hidden": False, "policy.search_pool": "",
@@ -308,7 +309,15 @@ class TrainConfig:
     200 steps). 0: off, the last step's weights."""
     search_weight: float = 1.0
     """Behaviour-cloning weight of decisions the simulator search chose (`collect.search_rate`):
-    they are cloned whatever the critic's advantage says."""
+    they are cloned whatever the critic's advantage says; and the weight of `search_beta`'s
+    term."""
+    search_beta: float = 0.0
+    """Where > 0, every searched decision also teaches the search's values of all its choices,
+    not only its pick: the actor is cloned towards π_T ∝ π_b·exp(β·(v − max v)) over the legal
+    actions, π_b the policy's probabilities when it played (an action the search did not value
+    counts the π_b-weighted mean of those it did): the KL-regularised improvement of π_b by the
+    search's values, so near-equal values leave π_b as it was, whatever their noise. Values
+    are rollout scores in [0, 1], one Pokémon's worth ~1/12. 0: off."""
     pi_coef: float = 0.0
     """Weight of the policy-improvement term −E_π Q."""
     critic_coef: float = 1.0
@@ -336,6 +345,7 @@ class TrainConfig:
         _check(self.adv_margin >= 0, "train.adv_margin", self.adv_margin, ">= 0")
         _check(0 <= self.ema < 1, "train.ema", self.ema, "in [0, 1)")
         _check(self.search_weight >= 0, "train.search_weight", self.search_weight, ">= 0")
+        _check(self.search_beta >= 0, "train.search_beta", self.search_beta, ">= 0")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
                "train.device", self.device, "auto, cpu, cuda or cuda:N")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")

@@ -32,6 +32,9 @@ from metamon_sp.trajectories import Trajectory
 
 log = logging.getLogger(__name__)
 
+_NOT_SEARCHED = np.full((2, N_ACTIONS), np.nan, np.float32)  # shared by every unsearched decision
+_NOT_SEARCHED.setflags(write=False)
+
 BASELINES: dict[str, type[Player]] = {
     "random": RandomPlayer,
     "max_base_power": MaxBasePowerPlayer,
@@ -87,6 +90,7 @@ class _BattleRecord:
     actions: list[int] = field(default_factory=list)
     explored: list[bool] = field(default_factory=list)
     searched: list[bool] = field(default_factory=list)
+    search: list[np.ndarray] = field(default_factory=list)  # (2, A): values, then the prior
     invalid: int = 0
     unavailable: int = 0
     errors: list[str] = field(default_factory=list)
@@ -139,7 +143,7 @@ class RecordingMixin:
     def _drop_last_step(rec: _BattleRecord) -> None:
         if rec.actions:
             for seq in (rec.rqids, rec.obs_num, rec.obs_cat, rec.masks, rec.facts, rec.actions,
-                        rec.explored, rec.searched):
+                        rec.explored, rec.searched, rec.search):
                 seq.pop()
 
     # ------------------------------------------------------------------------- decisions
@@ -163,12 +167,13 @@ class RecordingMixin:
 
     async def _finish_async(self, battle: Battle, obs: Observation, choice: Awaitable) -> BattleOrder:
         result = await choice
-        if isinstance(result, tuple):  # (action, explored[, searched])
+        if isinstance(result, tuple):  # (action, explored[, searched[, search]])
             return self._record(battle, obs, *result)
         return self._record(battle, obs, result)
 
     def _record(self, battle: Battle, obs: Observation, choice: BattleOrder | int,
-                explored: bool = False, searched: bool = False) -> BattleOrder:
+                explored: bool = False, searched: bool = False,
+                search: np.ndarray | None = None) -> BattleOrder:
         if isinstance(choice, (int, np.integer)):
             action = int(choice)
             order = action_to_order(action, battle)
@@ -192,6 +197,7 @@ class RecordingMixin:
         rec.actions.append(action)
         rec.explored.append(explored)
         rec.searched.append(searched)
+        rec.search.append(_NOT_SEARCHED if search is None else search)
         return order
 
     # ----------------------------------------------------------------------- battle end
@@ -216,6 +222,8 @@ class RecordingMixin:
         rec = self._records.pop(battle.battle_tag, _BattleRecord())
         if self.on_trajectory is not None:
             outcome = 1 if battle.won else -1 if battle.lost else 0
+            searches = np.stack(rec.search) if rec.search else np.zeros((0, 2, N_ACTIONS),
+                                                                         np.float32)
             traj = Trajectory(
                 battle_id=battle.battle_tag,
                 side=battle.player_role or "",
@@ -230,6 +238,8 @@ class RecordingMixin:
                 actions=np.asarray(rec.actions, dtype=np.int8),
                 explored=np.asarray(rec.explored, dtype=bool),
                 searched=np.asarray(rec.searched, dtype=bool),
+                search_values=searches[:, 0],
+                search_prior=searches[:, 1],
                 masks=np.stack(rec.masks) if rec.masks else np.zeros((0, N_ACTIONS), bool),
                 facts=np.stack([*rec.facts, reward_facts(battle)]),
                 invalid_actions=rec.invalid,
@@ -274,26 +284,33 @@ class PolicyPlayer(RecordingMixin, Player):
         return coin / 2**64 < rate
 
     async def _searched(self, battle: Battle, key: tuple[str, str], obs: Observation,
-                        rqid: Any) -> tuple[int, bool, bool]:
+                        rqid: Any) -> tuple[int, bool, bool, np.ndarray]:
         """The policy decides as always; the search then values its choice against the others
         (the policy's `search_top_k` likeliest, or all) and plays its best instead where that is
-        better by more than `search_z` standard errors. Only such decisions are flagged."""
+        better by more than `search_z` standard errors. Only such decisions are flagged; every
+        searched decision records the search's values and the policy's probabilities before it
+        (`train.search_beta` learns from both)."""
         from metamon_sp.search import SearchOptions, confident_best, searched_values
 
         action, explored = await self.policy.decide(key, obs, rqid)
         cfg = self.policy.cfg
+        probs = self.policy.probabilities(key, obs.mask)
         candidates = None
         if cfg.search_top_k:
-            probs = self.policy.probabilities(key, obs.mask)
             candidates = {int(a) for a in np.argsort(-probs, kind="stable")[:cfg.search_top_k]
                           if obs.mask[a]} | {action}
         options = SearchOptions(forks=cfg.search_forks, depth=cfg.search_depth,
                                 pool=cfg.search_pool)
         samples = await searched_values(self.match, battle, self, options, candidates)
+        search = np.full((2, N_ACTIONS), np.nan, np.float32)  # the values, the prior
+        for a, v in samples.items():
+            if obs.mask[a]:
+                search[0, a] = v.mean()
+        search[1, obs.mask] = probs[obs.mask]
         best = confident_best(samples, action, cfg.search_z)
         if best is not None and obs.mask[best]:
-            return best, False, True
-        return action, explored, False
+            return best, False, True, search
+        return action, explored, False, search
 
     def _forget_last_turn(self, battle_tag: str) -> None:
         # live play must see the same history as the stored trajectory, which drops the turn

@@ -155,6 +155,39 @@ def advantage_weights(adv: torch.Tensor, tc: TrainConfig,
     return torch.where(explored, (adv > 0).float(), ones) if margin else ones
 
 
+def search_target(prior: torch.Tensor, mask: torch.Tensor, values: torch.Tensor, beta: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """π_T ∝ prior·exp(β·(v − max v)) over the legal actions (see `train.search_beta`), from
+    the search's `values` (…, A), NaN where not valued, and the policy's probabilities before
+    the search (`prior`); an action not valued gets the prior-weighted mean of the valued ones.
+    Returns π_T (…, A) and where it exists (…) bool."""
+    known = ~torch.isnan(values) & mask
+    rows = known.any(-1)
+    p = prior.nan_to_num(0.0) * mask
+    v = values.nan_to_num(0.0) * known
+    pk = (p * known).sum(-1, keepdim=True)
+    mean = (p * v).sum(-1, keepdim=True) / pk.clamp(min=1e-12)
+    completed = torch.where(known, v, mean)
+    top = completed.masked_fill(~mask, -math.inf).max(-1, keepdim=True).values
+    logits = masked_logits(p.clamp(min=1e-8).log() + beta * (completed - top), mask)
+    return F.softmax(logits, dim=-1), rows
+
+
+def _search_value_loss(logp0: torch.Tensor, mask: torch.Tensor, batch: Batch, beta: float
+                       ) -> tuple[torch.Tensor, float, torch.Tensor | None]:
+    """The cross-entropy of π against `search_target` on the searched decisions (summed there,
+    divided by all the batch's decisions, as the cloning term is), the mean KL(π_T ‖ π) there,
+    and where they are (float)."""
+    if beta <= 0 or batch.search_values is None or batch.search_prior is None:
+        return logp0.new_zeros(()), 0.0, None
+    target, rows = search_target(batch.search_prior, mask, batch.search_values, beta)
+    where = (rows & batch.valid).float()
+    ce = -(target * logp0).sum(-1)
+    kl = ce.detach() + (target * target.clamp(min=1e-12).log()).sum(-1)
+    loss = (ce * where).sum() / batch.valid.float().sum().clamp(min=1.0)
+    return loss, _masked_mean(kl, where).item(), where
+
+
 @dataclass
 class StepOutput:
     loss: torch.Tensor
@@ -190,6 +223,8 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
         weight = torch.where(batch.searched, torch.full_like(weight, tc.search_weight), weight)
     logp_a = logp0.gather(-1, a[..., None]).squeeze(-1)                          # (B, L)
     bc_loss = -_masked_mean(weight * logp_a, valid)
+    search_loss, search_kl, valued = _search_value_loss(logp0, mask, batch, tc.search_beta)
+    bc_loss = bc_loss + tc.search_weight * search_loss
     pi_loss = -_masked_mean((probs * q_pi).sum(-1), valid)
     entropy = -_masked_mean((probs * logp0).sum(-1), valid)
 
@@ -216,6 +251,8 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
                                                    batch.explored.float()).item(),
         **({"train/searched_frac": _masked_mean(batch.searched.float(), valid).item()}
            if batch.searched is not None else {}),
+        **({"train/valued_frac": _masked_mean(valued, valid).item(),
+            "train/search_kl": search_kl} if valued is not None else {}),
         **({"damping/kl_ref": kl_ref.item()} if ref is not None else {}),
     }
     terms = {"critic": critic_loss, "bc": bc_loss, "pi": pi_loss, "entropy": entropy,

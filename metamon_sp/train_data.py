@@ -42,6 +42,10 @@ class Batch:
                            # terminal: it gets no TD target; the decision before bootstraps off it)
     explored: torch.Tensor  # (B, L) bool: the recorded action was an exploratory random one
     searched: torch.Tensor | None = None  # (B, L) bool: the simulator search chose the action
+    # (B, L, A) float32: the search's value of each action it valued, NaN elsewhere, and the
+    # policy's probabilities before the search; None when the data holds no searched decision
+    search_values: torch.Tensor | None = None
+    search_prior: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(**{k: None if (v := getattr(self, k)) is None else
@@ -56,7 +60,9 @@ class OfflineData:
     Memory is what sets the data scale a machine can train on, so the arrays are allocated once
     at their final size (from the manifests' counts) and filled shard by shard, never
     concatenated; numeric features are stored as float16 (they lie within ±2, where float16 is
-    exact to 5e-4) and categorical ids as int16, widened per batch: ~670 bytes per decision."""
+    exact to 5e-4) and categorical ids as int16, widened per batch: ~670 bytes per decision, and
+    40 more where the data holds the simulator search's values and priors (float16, NaN where
+    none)."""
 
     def __init__(self, data_dirs: Sequence[Path | str], reward: ShapedReward, reward_scale: float,
                  weights: Sequence[float] | None = None):
@@ -76,6 +82,9 @@ class OfflineData:
         self.cuts = np.zeros(n, bool)
         self.explored = np.empty(n, bool)
         self.searched = np.empty(n, bool)
+        valued = any(ds.manifest.get("valued", 0) for ds in datasets)
+        for name in ("search_values", "search_prior"):
+            setattr(self, name, np.full((n if valued else 0, N_ACTIONS), np.nan, np.float16))
         lengths, traj_w, keys = [], [], []
         at = 0
         for k, (ds, w) in enumerate(zip(datasets, weights)):
@@ -92,6 +101,9 @@ class OfflineData:
                 self.actions[at:end] = t.actions
                 self.explored[at:end] = t.explored
                 self.searched[at:end] = t.searched
+                if valued:
+                    self.search_values[at:end] = t.search_values
+                    self.search_prior[at:end] = t.search_prior
                 # A truncated battle was cut short (a forfeit by timeout): its recorded outcome
                 # says nothing about play, and its last decision has no successor to learn from.
                 outcome = 0 if t.truncated else t.outcome
@@ -105,7 +117,7 @@ class OfflineData:
             raise TrainDataError(f"no decisions to train on in {', '.join(self.sources)}.")
         if at < n:  # skipped rows (a manifest counting empty trajectories): views, no copies
             for name in ("num", "cat", "mask", "actions", "rewards", "dones", "cuts", "explored",
-                         "searched"):
+                         "searched") + (("search_values", "search_prior") if valued else ()):
                 setattr(self, name, getattr(self, name)[:at])
         # Shards hold battles in the order they finished, which varies between runs of one
         # seed; sampling indexes trajectories in (folder, battle, side) order instead, so the
@@ -123,7 +135,8 @@ class OfflineData:
     def nbytes(self) -> int:
         """Bytes held by the decision arrays."""
         return sum(getattr(self, k).nbytes for k in ("num", "cat", "mask", "actions", "rewards",
-                                                      "dones", "cuts", "explored", "searched"))
+                                                      "dones", "cuts", "explored", "searched",
+                                                      "search_values", "search_prior"))
 
     @property
     def n_steps(self) -> int:
@@ -171,4 +184,7 @@ class OfflineData:
             cut=torch.from_numpy(valid & self.cuts[idx]),
             explored=torch.from_numpy(valid & self.explored[idx]),
             searched=torch.from_numpy(valid & self.searched[idx]),
+            **({name: torch.from_numpy(np.where(valid[..., None], getattr(self, name)[idx],
+                                                np.nan).astype(np.float32))
+                for name in ("search_values", "search_prior")} if len(self.search_values) else {}),
         )

@@ -27,15 +27,16 @@ from metamon_sp.features import FEATURE_SPEC, N_ACTIONS, N_CAT, N_FACTS, N_NUM
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
-# Older shards still read: version 1 (before `explored`) and 2 (before `searched`) count their
-# decisions as neither explored nor searched.
-_READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+# Older shards still read: version 1 (before `explored`), 2 (before `searched`) and 3 (before
+# `search_values` and `search_prior`) count their decisions as neither explored nor searched
+# nor valued.
+_READABLE_VERSIONS = (1, 2, 3, 4)
 MANIFEST = "manifest.json"
 SHARD_GLOB = "*.parquet"
 _META_KEY = b"metamon_sp"
 _COUNT_FIELDS = ("battles", "trajectories", "steps", "wins", "losses", "ties", "invalid_actions",
-                 "truncated", "p1_wins", "p2_wins", "battle_ties")
+                 "truncated", "p1_wins", "p2_wins", "battle_ties", "valued")
 
 
 class ShardError(RuntimeError):
@@ -69,12 +70,22 @@ class Trajectory:
     format: str = "gen1ou"
     explored: np.ndarray | None = None  # (T,) bool: the action was an exploratory random one
     searched: np.ndarray | None = None  # (T,) bool: the action was the simulator search's choice
+    # (T, N_ACTIONS) float32: the simulator search's mean value of each action it valued (NaN
+    # where it valued none, and on every decision it did not search)
+    search_values: np.ndarray | None = None
+    # (T, N_ACTIONS) float32: on the same decisions, the policy's probabilities of its legal
+    # actions before the search (NaN elsewhere)
+    search_prior: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.explored is None:
             self.explored = np.zeros(self.actions.shape[0], dtype=bool)
         if self.searched is None:
             self.searched = np.zeros(self.actions.shape[0], dtype=bool)
+        for name in ("search_values", "search_prior"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full((self.actions.shape[0], N_ACTIONS), np.nan,
+                                            np.float32))
 
     @property
     def steps(self) -> int:
@@ -101,9 +112,11 @@ _ARRAYS: dict[str, tuple[pa.DataType, np.dtype, int]] = {
     "facts": (pa.float32(), np.dtype(np.float32), N_FACTS),
     "explored": (pa.bool_(), np.dtype(bool), 1),
     "searched": (pa.bool_(), np.dtype(bool), 1),
+    "search_values": (pa.float32(), np.dtype(np.float32), N_ACTIONS),
+    "search_prior": (pa.float32(), np.dtype(np.float32), N_ACTIONS),
 }
-# columns an older schema version lacks (read as all False)
-_ADDED_IN = {"explored": 2, "searched": 3}
+# columns an older schema version lacks (read as all False, or all NaN)
+_ADDED_IN = {"explored": 2, "searched": 3, "search_values": 4, "search_prior": 4}
 
 
 def summarize(trajs: Iterable[Trajectory]) -> dict[str, int]:
@@ -117,6 +130,7 @@ def summarize(trajs: Iterable[Trajectory]) -> dict[str, int]:
         s["losses"] += t.outcome < 0
         s["ties"] += t.outcome == 0
         s["invalid_actions"] += t.invalid_actions
+        s["valued"] += int((~np.isnan(t.search_values)).any(axis=1).sum())  # searched decisions
         battle_p1_outcome.setdefault(t.battle_id, t.outcome if t.side == "p1" else -t.outcome)
     truncated_battles = {t.battle_id for t in trajs if t.truncated}
     s["battles"] = len(battle_p1_outcome)
@@ -226,7 +240,8 @@ def read_shard(path: Path | str) -> list[Trajectory]:
                        errors=list(errors[i] or []),
                        **{k: v[i] for k, v in arrays.items()})
         if (t.facts.shape[0] != t.steps + 1 or t.obs_num.shape[0] != t.steps
-                or t.explored.shape[0] != t.steps or t.searched.shape[0] != t.steps):
+                or t.explored.shape[0] != t.steps or t.searched.shape[0] != t.steps
+                or t.search_values.shape[0] != t.steps or t.search_prior.shape[0] != t.steps):
             raise ShardError(f"{path} row {i} ({t.battle_id}) has inconsistent lengths.")
         trajs.append(t)
     if len(trajs) != meta["summary"]["trajectories"]:

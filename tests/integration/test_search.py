@@ -168,10 +168,25 @@ def test_a_learner_plays_the_searchs_choice_where_it_is_better(tmp_path):
     share = sum(int(t.searched.sum()) for t in trajs) / sum(t.steps for t in trajs)
     assert 0.05 < share < 0.5 and all(t.searched.shape == t.actions.shape for t in trajs)
     assert not any((t.searched & t.explored).any() for t in trajs)
+    # every searched decision keeps the search's values (flagged or not), legal actions only,
+    # and where the search played its own choice that choice is the best valued
+    valued = [(~np.isnan(t.search_values)).any(1) for t in trajs]
+    assert sum(v.sum() for v in valued) > sum(t.searched.sum() for t in trajs)
+    for t, v in zip(trajs, valued):
+        known = ~np.isnan(t.search_values)
+        assert not (known & ~t.masks).any() and (known[v] == t.masks[v]).all()
+        assert not (t.searched & ~v).any()
+        # with the policy's probabilities before the search, over the legal actions
+        assert (~np.isnan(t.search_prior) == (t.masks & v[:, None])).all()
+        np.testing.assert_allclose(np.nansum(t.search_prior[v], axis=1), 1.0, rtol=1e-4)
+        for i in np.flatnonzero(t.searched):
+            assert t.search_values[i, t.actions[i]] == np.nanmax(t.search_values[i])
     # searching only the policy's likeliest choice and its own still finds better ones
     collect(load_config([*base, "collect.p2=self", "policy.search_rate=0.5",
                          "policy.search_top_k=1"]), tmp_path / "top", show_progress=False)
-    assert any(t.searched.any() for t in Dataset(tmp_path / "top"))
+    top = list(Dataset(tmp_path / "top"))
+    assert any(t.searched.any() for t in top)
+    assert max((~np.isnan(t.search_values)).sum(1).max() for t in top) <= 2
     # a search that must be sure beyond any noise never overrides the policy
     collect(load_config([*base, "collect.p2=self", "policy.search_rate=0.5",
                          "policy.search_z=1000"]), tmp_path / "sure", show_progress=False)
@@ -187,7 +202,8 @@ def test_a_learner_plays_the_searchs_choice_where_it_is_better(tmp_path):
     assert all(t.searched.any() == (t.side == "p1") for t in pool)
     # without a rate nobody does
     collect(load_config([*base, "collect.p2=self"]), tmp_path / "none", show_progress=False)
-    assert not any(t.searched.any() for t in Dataset(tmp_path / "none"))
+    none = list(Dataset(tmp_path / "none"))
+    assert not any(t.searched.any() or not np.isnan(t.search_values).all() for t in none)
     with pytest.raises(ConfigError, match="collect.search_rate.*collect.backend=direct"):
         load_config(["collect.search_rate=0.1", "collect.backend=showdown"])
 

@@ -18,7 +18,8 @@ from metamon_sp.model import PolicyModel
 from metamon_sp.players import RecordingMixin
 from metamon_sp.policy import Policy
 from metamon_sp.rewards import REWARDS, ShapedReward
-from metamon_sp.train import advantage_weights, compute_losses, td_targets, train
+from metamon_sp.train import (advantage_weights, compute_losses, policy_log_probs, search_target,
+                              td_targets, train)
 from metamon_sp.train_data import Batch, OfflineData
 from metamon_sp.trajectories import ShardWriter, write_manifest
 from tests.factories import make_traj
@@ -217,6 +218,69 @@ def test_the_searchs_choices_are_cloned_whatever_the_advantage(tmp_path):
     assert b.searched.sum() > 0 and not (b.searched & ~b.valid).any()
     with pytest.raises(Exception, match="train.search_weight"):
         load_config(["train.search_weight=-1"])
+
+
+def test_the_search_target_tilts_the_prior_by_the_values_it_tells_apart():
+    """π_T ∝ prior·exp(β·(v − max v)) over the legal actions: equal values leave the prior as
+    it is; an action the search did not value counts the prior-weighted mean of those it did."""
+    logits = torch.tensor([[1.0, 0.0, -1.0, 2.0]])
+    mask = torch.tensor([[True, True, True, False]])
+    _, logp0 = policy_log_probs(logits, mask)
+    pi = logp0.exp() * mask
+    nan = float("nan")
+    same, rows = search_target(pi, mask, torch.tensor([[0.5, 0.5, 0.5, nan]]), beta=30.0)
+    assert rows.tolist() == [True] and torch.allclose(same, pi, atol=1e-6)
+    values = torch.tensor([[0.5, 0.6, nan, nan]])
+    target, _ = search_target(pi, mask, values, beta=30.0)
+    mean = (pi[0, 0] * 0.5 + pi[0, 1] * 0.6) / (pi[0, 0] + pi[0, 1])  # action 2's completed value
+    by_hand = pi[0, :3] * torch.exp(30.0 * torch.stack([torch.tensor(0.5), torch.tensor(0.6),
+                                                        mean]))
+    assert torch.allclose(target[0, :3], by_hand / by_hand.sum(), atol=1e-6)
+    assert target[0, 3] == 0 and target[0, 1] > pi[0, 1]
+    none, rows = search_target(pi, mask, torch.full((1, 4), nan), beta=30.0)
+    assert rows.tolist() == [False]
+
+
+def test_the_search_values_teach_only_where_they_were_measured(tmp_path):
+    cfg = load_config(FAST + ["train.search_beta=30"])
+    torch.manual_seed(0)
+    model = PolicyModel(cfg.model)
+    batch = _batch([[0.0] * 4] * 2, [[0, 0, 0, 1]] * 2, [[1] * 4] * 2)
+    gammas = torch.tensor(cfg.model.gammas)
+    base = compute_losses(model, None, batch, cfg.train, gammas, 0.0, 0.0)
+    assert "train/search_kl" not in base.metrics  # data without values: no term
+    batch.search_values = torch.full((2, 4, N_ACTIONS), float("nan"))
+    batch.search_values[0, 1, :3] = torch.tensor([0.4, 0.5, 0.9])
+    batch.search_prior = torch.full((2, 4, N_ACTIONS), 1.0 / N_ACTIONS)
+    out = compute_losses(model, None, batch, cfg.train, gammas, 0.0, 0.0)
+    assert out.metrics["train/valued_frac"] == 1 / 8 and out.metrics["train/search_kl"] > 0.01
+    # its gradient on the logits is π − π_T: it raises the best-valued action
+    logits = torch.zeros(1, N_ACTIONS, requires_grad=True)
+    _, logp0 = policy_log_probs(logits, torch.ones(1, N_ACTIONS, dtype=torch.bool))
+    target, _ = search_target(batch.search_prior[0, 1][None],
+                              torch.ones(1, N_ACTIONS, dtype=torch.bool),
+                              batch.search_values[0, 1][None], 30.0)
+    (grad,) = torch.autograd.grad(-(target * logp0).sum(), [logits])
+    assert torch.allclose(grad, logp0.exp() - target, atol=1e-6) and grad[0].argmin() == 2
+    off = compute_losses(model, None, batch, load_config(FAST).train, gammas, 0.0, 0.0)
+    assert "train/search_kl" not in off.metrics
+    assert out.terms["bc"].item() > base.terms["bc"].item()
+    # the values travel from the stored trajectory to the batch, NaN where none
+    t = make_traj(steps=6)
+    t.search_values[2, :2] = [0.25, 0.75]
+    t.search_prior[2, :2] = [0.5, 0.5]
+    data = OfflineData([_dataset(tmp_path / "d", [t])], REWARDS["binary"], 0.01)
+    b = data.sample(64, 3, np.random.default_rng(0))
+    assert b.search_values is not None and b.search_values.shape == (64, 3, N_ACTIONS)
+    known = ~torch.isnan(b.search_values)
+    assert known.any() and not (known.any(-1) & ~b.valid).any()
+    assert set(b.search_values[known].tolist()) == {0.25, 0.75}
+    assert set(b.search_prior[known].tolist()) == {0.5}
+    plain = OfflineData([_dataset(tmp_path / "e", [make_traj(steps=6)])], REWARDS["binary"], 0.01)
+    assert plain.sample(4, 3, np.random.default_rng(0)).search_values is None
+    assert plain.search_values.nbytes == plain.search_prior.nbytes == 0  # none held unsearched
+    with pytest.raises(Exception, match="train.search_beta"):
+        load_config(["train.search_beta=-1"])
 
 
 def test_the_policys_own_decisions_are_cloned_only_above_their_margin():

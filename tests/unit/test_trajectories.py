@@ -13,6 +13,9 @@ from metamon_sp.trajectories import (MANIFEST, Dataset, DatasetError, ShardError
 from tests.factories import make_battle, make_traj
 
 
+_SEARCH = ["search_values", "search_prior"]
+
+
 def _dataset(tmp_path, n_shards=3, per_shard=2):
     w = ShardWriter(tmp_path, "i00", extra_meta={"instance": 0})
     for s in range(n_shards):
@@ -26,11 +29,14 @@ def test_round_trip_is_exact(tmp_path):
                                         errors=["boom"])]
     trajs[0].explored[[1, 3]] = True
     trajs[1].searched[[0, 2]] = True
+    trajs[1].search_values[0, [0, 4]] = [0.25, 0.625]
+    trajs[1].search_prior[0, [0, 4]] = [0.75, 0.25]
     write_shard(tmp_path / "a.parquet", trajs)
     back = read_shard(tmp_path / "a.parquet")
     assert len(back) == 3
     for t, u in zip(trajs, back):
-        for name in ("obs_num", "obs_cat", "actions", "masks", "facts", "explored", "searched"):
+        for name in ("obs_num", "obs_cat", "actions", "masks", "facts", "explored", "searched",
+                     "search_values", "search_prior"):
             a, b = getattr(t, name), getattr(u, name)
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a, b)
@@ -38,10 +44,11 @@ def test_round_trip_is_exact(tmp_path):
             assert getattr(t, name) == getattr(u, name)
 
 
-@pytest.mark.parametrize("version, dropped", [(1, ["explored", "searched"]), (2, ["searched"])])
+@pytest.mark.parametrize("version, dropped", [(1, ["explored", "searched", *_SEARCH]),
+                                              (2, ["searched", *_SEARCH]), (3, _SEARCH)])
 def test_an_older_shard_reads_with_no_decision_explored_or_searched(tmp_path, version, dropped):
-    """Shards written before `explored` (v1) or `searched` (v2) existed stay usable (e.g. a
-    replay window's older data)."""
+    """Shards written before `explored` (v1), `searched` (v2) or `search_values` (v3) existed
+    stay usable (e.g. a replay window's older data)."""
     write_shard(tmp_path / "a.parquet", make_battle(1))
     table = pq.read_table(tmp_path / "a.parquet")
     meta = json.loads(table.schema.metadata[b"metamon_sp"])
@@ -54,13 +61,15 @@ def test_an_older_shard_reads_with_no_decision_explored_or_searched(tmp_path, ve
     for t in back:  # make_battle explores nothing: every flag reads False
         for flags in (t.explored, t.searched):
             assert flags.shape == (t.steps,) and not flags.any()
+        for arr in (t.search_values, t.search_prior):
+            assert arr.shape == (t.steps, 10) and np.isnan(arr).all()
     meta["schema_version"] = 99
     pq.write_table(old.replace_schema_metadata({b"metamon_sp": json.dumps(meta).encode()}),
                    tmp_path / "future.parquet")
     with pytest.raises(ShardError, match="schema version 99"):
         read_shard(tmp_path / "future.parquet")
     meta["schema_version"] = 2  # a v2 shard must still hold `explored`
-    pq.write_table(table.drop_columns(["explored", "searched"]).replace_schema_metadata(
+    pq.write_table(table.drop_columns(["explored", "searched", *_SEARCH]).replace_schema_metadata(
         {b"metamon_sp": json.dumps(meta).encode()}), tmp_path / "broken.parquet")
     with pytest.raises(ShardError, match="explored"):
         read_shard(tmp_path / "broken.parquet")
@@ -70,7 +79,7 @@ def test_manifest_counts(tmp_path):
     _dataset(tmp_path)
     m = json.loads((tmp_path / MANIFEST).read_text())
     assert (m["battles"], m["trajectories"], m["wins"], m["losses"]) == (6, 12, 6, 6)
-    assert m["invalid_actions"] == 0 and m["p1_wins"] == 6
+    assert m["invalid_actions"] == 0 and m["p1_wins"] == 6 and m["valued"] == 0
     assert all(isinstance(m[k], int) for k in ("battles", "trajectories", "wins", "losses",
                                                 "invalid_actions"))
     assert len(Dataset(tmp_path)) == 12 and len(list(Dataset(tmp_path))) == 12
