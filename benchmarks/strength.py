@@ -40,7 +40,7 @@ from metamon_sp.runlock import run_lock  # noqa: E402
 from metamon_sp.study import copy_generation_zero  # noqa: E402
 
 BASELINES = ("simple_heuristics", "max_base_power")
-GEN0_RECIPE = ("format", "team_set", "seed", "model", "bootstrap", "reward")
+GEN0_RECIPE = ("format", "seed", "model", "bootstrap", "reward")
 SPEED_ONLY = ("progress", "threads", "checkpoint_every")
 
 
@@ -57,13 +57,14 @@ def reuse_generation_zero(source: Path, run_dir: Path, config: dict[str, Any]) -
         raise SystemExit(f"--gen0-from {source}: its generation 0 was made with other "
                          f"{', '.join(differ)} than this run; reuse only a generation 0 of the "
                          f"same recipe (or drop --gen0-from).")
-    # generation 0 also trains with `train.*` and collects with `team_remix`: allowed to differ
-    # (what is compared is the loop from one generation 0), but said, so no one forgets it
+    # generation 0 also trains with `train.*` and collects on `team_set` (+ `team_remix`):
+    # allowed to differ (what is compared is the loop from one generation 0), but said, so no
+    # one forgets it
     # a knob added after the source run was made reads as its value that changes nothing
     also = [f"train.{k}" for k, v in config.get("train", {}).items()
             if k not in SPEED_ONLY
             and src_cfg.get("train", {}).get(k, HASH_OMITTED_AT.get(f"train.{k}")) != v]
-    also += [k for k in ("team_remix",) if src_cfg.get(k, 0) != config.get(k, 0)]
+    also += [k for k in ("team_set", "team_remix") if src_cfg.get(k, 0) != config.get(k, 0)]
     if also:
         print(f"note: --gen0-from {source}: its generation 0 was made with other "
               f"{', '.join(also)} than this run's; the runs compare the self-play loop from it")

@@ -32,10 +32,11 @@ def _source(tmp_path: Path) -> Path:
 
 def test_generation_zero_is_copied_with_its_time(tmp_path, capsys):
     src, run = _source(tmp_path), tmp_path / "run"
-    config = {**RECIPE, "train": {"steps": 1, "progress": False}, "team_remix": 500}
+    config = {**RECIPE, "train": {"steps": 1, "progress": False}, "team_set": "/my/teams",
+              "team_remix": 500}
     assert strength.reuse_generation_zero(src, run, config) == 448.0
-    # allowed, but said: generation 0 trained with other steps, on the teams without remixes
-    assert "other train.steps, team_remix than this run's" in capsys.readouterr().out
+    # allowed, but said: generation 0 trained with other steps, on other teams without remixes
+    assert "other train.steps, team_set, team_remix than this run's" in capsys.readouterr().out
     assert (run / "gen-000" / "train" / "checkpoint" / "model.safetensors").read_text() == "w"
     assert (run / "gen-000" / "data" / "manifest.json").exists()
     assert not (run / "gen-000" / "eval").exists()
