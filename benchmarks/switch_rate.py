@@ -23,13 +23,13 @@ sys.path.insert(0, str(ROOT))
 
 from metamon_sp import dex  # noqa: E402
 from metamon_sp.features import FEATURE_SPEC, N_MOVES, N_SLOTS  # noqa: E402
+from metamon_sp.players import BASELINES  # noqa: E402
 from metamon_sp.trajectories import Dataset, Trajectory  # noqa: E402
 
-BASELINES = ("random", "max_base_power", "simple_heuristics")
 _FORCED = FEATURE_SPEC.num.index("force_switch")
 _ACTIVE = [FEATURE_SPEC.num.index(f"own{i}_active") for i in range(N_SLOTS)]
 _STATUS = [FEATURE_SPEC.cat.index(f"own{i}_status") for i in range(N_SLOTS)]
-_STATUS_NAME = {dex.STATUS_VOCAB.get("frz"): "frozen", dex.STATUS_VOCAB.get("slp"): "asleep"}
+_STATUS_NAME = {dex.STATUS_VOCAB["frz"]: "frozen", dex.STATUS_VOCAB["slp"]: "asleep"}
 
 
 def free_choices(t: Trajectory, own_only: bool = True) -> np.ndarray:
