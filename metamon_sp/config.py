@@ -30,6 +30,7 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
               "train.threads", "train.checkpoint_every", "policy.threads")
 """Only change how fast, how often or how visibly the same results are made."""
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
+                   "train.first_steps": 0, "train.first_lr": 0.0,
                    "train.search_weight": 1.0, "train.search_beta": 0.0,
                    "collect.search_rate": 0.0,
                    "collect.search_forks": 8, "collect.search_depth": 3,
@@ -282,6 +283,13 @@ class TrainConfig:
     """Optimizer steps (unless `epochs` > 0)."""
     epochs: float = 0.0
     """If > 0: steps = epochs × decisions in the data / (batch_size × model.context)."""
+    first_steps: int = 0
+    """Steps of generation 1's fine-tune alone, the first from generation 0's imitation of the
+    heuristics (0: `steps`, or `epochs`). That step moves furthest from its parent (KL 1.5–2.4
+    nats at the laptop scale against 0.2–0.9 later) and is the one that falls
+    (docs/strength.md, F15)."""
+    first_lr: float = 0.0
+    """Learning rate of generation 1's fine-tune alone (0: `lr`)."""
     batch_size: int = 32
     lr: float = 3e-4
     weight_decay: float = 0.01
@@ -336,6 +344,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "train.steps", self.steps, ">= 1")
         _check(self.epochs >= 0, "train.epochs", self.epochs, ">= 0")
+        _check(self.first_steps >= 0, "train.first_steps", self.first_steps,
+               ">= 0 (0: generation 1 trains `train.steps` like the others)")
+        _check(self.first_lr >= 0, "train.first_lr", self.first_lr,
+               ">= 0 (0: generation 1 trains at `train.lr` like the others)")
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _check(self.lr > 0, "train.lr", self.lr, "> 0")
         _check(0 < self.tau <= 1, "train.tau", self.tau, "in (0, 1]")

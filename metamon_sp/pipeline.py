@@ -293,9 +293,22 @@ def train_generation(cfg: Config, run: Run, k: int,
                      on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Fine-tune generation k-1 into generation k; k-1 is also its damping reference."""
     dirs, weights = training_data(cfg, run, k)
-    return train(cfg, dirs, run.gen(k) / "train", init=run.checkpoint(k - 1), generation=k,
+    return train(generation_train_config(cfg, k), dirs, run.gen(k) / "train", init=run.checkpoint(k - 1), generation=k,
                  on_progress=on_progress, run=run.info(k), weights=weights,
                  keep=cfg.gate.candidates if cfg.gate.battles else ())
+
+
+def generation_train_config(cfg: Config, k: int) -> Config:
+    """`cfg` as generation k trains: the first fine-tune (k = 1) takes `train.first_steps` and
+    `train.first_lr` where they are set."""
+    tc = cfg.train
+    if k != 1 or not (tc.first_steps or tc.first_lr):
+        return cfg
+    if tc.first_steps:
+        tc = replace(tc, steps=tc.first_steps, epochs=0.0)
+    if tc.first_lr:
+        tc = replace(tc, lr=tc.first_lr)
+    return replace(cfg, train=tc)
 
 
 def gate_generation(cfg: Config, run: Run, k: int, show_progress: bool = True

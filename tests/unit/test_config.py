@@ -21,6 +21,8 @@ def test_defaults_and_groups_compose():
     ("collect.record=nobody", "collect.record"),
     ("reward=nonsense", "reward"),                        # unknown group option
     ("format=gen9ou", "format"),
+    ("train.first_steps=-1", "train.first_steps"),
+    ("train.first_lr=-0.001", "train.first_lr"),
 ])
 def test_bad_values_fail_naming_the_key(override, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
@@ -88,9 +90,24 @@ def test_a_knob_added_later_leaves_old_runs_folders_alone_at_its_default():
     assert cfg.hash() == _digest(old)
     for other in ("train.precision=bf16", "train.adv_margin=0.003", "collect.explore=critic",
                   "policy.explore=critic", "gate.battles=200", "gate.candidates=[0.5,1.0]",
-                  "gate.min_win_rate=0.55"):
+                  "gate.min_win_rate=0.55", "train.first_steps=1500", "train.first_lr=1e-4"):
         assert load_config([*old_values, other]).hash() != cfg.hash(), other
     with pytest.raises(ConfigError, match=r"collect\.explore"):
         load_config(["collect.explore=greedy"])
     with pytest.raises(ConfigError, match=r"train\.precision"):
         load_config(["train.precision=fp16"])
+
+
+def test_only_the_first_fine_tune_takes_the_first_steps_and_lr():
+    from metamon_sp.pipeline import generation_train_config
+
+    cfg = load_config(["train.steps=4500", "train.epochs=2", "train.first_steps=1500",
+                       "train.first_lr=1e-4"])
+    first = generation_train_config(cfg, 1).train
+    assert (first.steps, first.epochs, first.lr) == (1500, 0.0, 1e-4)  # steps, not epochs
+    for k in (0, 2, 5):
+        assert generation_train_config(cfg, k) is cfg
+    plain = load_config()
+    assert generation_train_config(plain, 1) is plain
+    lr_only = generation_train_config(load_config(["train.first_lr=1e-4"]), 1).train
+    assert (lr_only.steps, lr_only.lr) == (plain.train.steps, 1e-4)
