@@ -30,7 +30,7 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
               "train.threads", "train.checkpoint_every", "policy.threads")
 """Only change how fast, how often or how visibly the same results are made."""
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
-                   "train.first_steps": 0, "train.first_lr": 0.0,
+                   "train.first_steps": 0, "train.first_lr": 0.0, "damping.generations": 0,
                    "train.search_weight": 1.0, "train.search_beta": 0.0,
                    "collect.search_rate": 0.0,
                    "collect.search_forks": 8, "collect.search_depth": 3,
@@ -220,6 +220,10 @@ class DampingConfig:
     """Hydra group `damping/`: `none` (the control) or `dynamic`."""
 
     name: str = "none"
+    generations: int = 0
+    """Damp only the first this many fine-tunes (1: generation 1's alone, the step from generation
+    0's imitation that moves furthest from its parent and falls; later ones train undamped);
+    0: every generation."""
     kl_coef_init: float = 0.0
     kl_power_alpha: float = 0.5
     ent_coef_init: float = 0.0
@@ -257,6 +261,8 @@ class DampingConfig:
     """Entropy falling faster than this (nats per step, over the window) is recorded as a warning."""
 
     def __post_init__(self) -> None:
+        _check(self.generations >= 0, "damping.generations", self.generations,
+               ">= 0 (0: every generation is damped)")
         for key in ("kl_coef_init", "ent_coef_init", "kl_power_alpha", "ent_power_alpha"):
             _check(getattr(self, key) >= 0, f"damping.{key}", getattr(self, key), ">= 0")
         _check(self.time_scale > 0, "damping.time_scale", self.time_scale, "> 0")

@@ -33,7 +33,7 @@ from metamon_sp.checkpoint import load_checkpoint, read_meta
 from metamon_sp.collect import SUMMARY as COLLECT_SUMMARY
 from metamon_sp.collect import (InstanceResult, Matchup, collect, finish_collection,
                                 instance_share, prepare_collection, run_instance, split_battles)
-from metamon_sp.config import Config
+from metamon_sp.config import Config, DampingConfig
 from metamon_sp.diagnostics import diagnose
 from metamon_sp.elo import DELTAS_TITLE, Ratings, deltas_markdown, generation_deltas, rate_rows
 from metamon_sp.evaluate import evaluate, pairing_dir
@@ -300,15 +300,16 @@ def train_generation(cfg: Config, run: Run, k: int,
 
 def generation_train_config(cfg: Config, k: int) -> Config:
     """`cfg` as generation k trains: the first fine-tune (k = 1) takes `train.first_steps` and
-    `train.first_lr` where they are set."""
-    tc = cfg.train
-    if k != 1 or not (tc.first_steps or tc.first_lr):
-        return cfg
-    if tc.first_steps:
+    `train.first_lr` where they are set, and `damping.generations` > 0 leaves later ones
+    undamped."""
+    tc, dc = cfg.train, cfg.damping
+    if k == 1 and tc.first_steps:
         tc = replace(tc, steps=tc.first_steps, epochs=0.0)
-    if tc.first_lr:
+    if k == 1 and tc.first_lr:
         tc = replace(tc, lr=tc.first_lr)
-    return replace(cfg, train=tc)
+    if dc.generations and k > dc.generations:
+        dc = DampingConfig()
+    return cfg if (tc, dc) == (cfg.train, cfg.damping) else replace(cfg, train=tc, damping=dc)
 
 
 def gate_generation(cfg: Config, run: Run, k: int, show_progress: bool = True

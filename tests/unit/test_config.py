@@ -23,6 +23,7 @@ def test_defaults_and_groups_compose():
     ("format=gen9ou", "format"),
     ("train.first_steps=-1", "train.first_steps"),
     ("train.first_lr=-0.001", "train.first_lr"),
+    ("damping.generations=-1", "damping.generations"),
 ])
 def test_bad_values_fail_naming_the_key(override, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
@@ -90,7 +91,8 @@ def test_a_knob_added_later_leaves_old_runs_folders_alone_at_its_default():
     assert cfg.hash() == _digest(old)
     for other in ("train.precision=bf16", "train.adv_margin=0.003", "collect.explore=critic",
                   "policy.explore=critic", "gate.battles=200", "gate.candidates=[0.5,1.0]",
-                  "gate.min_win_rate=0.55", "train.first_steps=1500", "train.first_lr=1e-4"):
+                  "gate.min_win_rate=0.55", "train.first_steps=1500", "train.first_lr=1e-4",
+                  "damping.generations=1"):
         assert load_config([*old_values, other]).hash() != cfg.hash(), other
     with pytest.raises(ConfigError, match=r"collect\.explore"):
         load_config(["collect.explore=greedy"])
@@ -111,3 +113,15 @@ def test_only_the_first_fine_tune_takes_the_first_steps_and_lr():
     assert generation_train_config(plain, 1) is plain
     lr_only = generation_train_config(load_config(["train.first_lr=1e-4"]), 1).train
     assert (lr_only.steps, lr_only.lr) == (plain.train.steps, 1e-4)
+
+
+def test_damping_generations_damps_the_first_fine_tunes_only():
+    from metamon_sp.config import DampingConfig
+    from metamon_sp.pipeline import generation_train_config
+
+    cfg = load_config(["damping=dynamic", "damping.generations=1"])
+    assert generation_train_config(cfg, 1) is cfg and cfg.damping.kl_coef_init > 0
+    later = generation_train_config(cfg, 2)
+    assert later.damping == DampingConfig() and later.train == cfg.train
+    every = load_config(["damping=dynamic"])
+    assert all(generation_train_config(every, k) is every for k in (1, 2, 5))
