@@ -291,9 +291,9 @@ class TrainConfig:
     """If > 0: steps = epochs × decisions in the data / (batch_size × model.context)."""
     first_steps: int = 0
     """Steps of generation 1's fine-tune alone, the first from generation 0's imitation of the
-    heuristics (0: `steps`, or `epochs`). That step moves furthest from its parent (KL 1.5–2.4
-    nats at the laptop scale against 0.2–0.9 later) and is the one that falls
-    (docs/strength.md, F15)."""
+    heuristics (0: `steps`, or `epochs`). That step moves furthest from its parent (KL 1.5–2.1
+    nats at the laptop scale against 0.24–0.88 later) and is the one that falls
+    (docs/strength.md, S45)."""
     first_lr: float = 0.0
     """Learning rate of generation 1's fine-tune alone (0: `lr`)."""
     batch_size: int = 32
