@@ -222,8 +222,9 @@ class DampingConfig:
     name: str = "none"
     generations: int = 0
     """Damp only the first this many fine-tunes (1: generation 1's alone, the step from generation
-    0's imitation that moves furthest from its parent and falls; later ones train undamped);
-    0: every generation."""
+    0's imitation that moves furthest from its parent; later ones train undamped); 0: every
+    generation. Damping S45's first step stopped its fall, not the run's gain (docs/strength.md,
+    D1)."""
     kl_coef_init: float = 0.0
     kl_power_alpha: float = 0.5
     ent_coef_init: float = 0.0
@@ -292,8 +293,8 @@ class TrainConfig:
     first_steps: int = 0
     """Steps of generation 1's fine-tune alone, the first from generation 0's imitation of the
     heuristics (0: `steps`, or `epochs`). That step moves furthest from its parent (KL 1.5–2.1
-    nats at the laptop scale against 0.24–0.88 later) and is the one that falls
-    (docs/strength.md, S45)."""
+    nats at the laptop scale against 0.24–0.88 later) and sometimes falls; shortening it to
+    3,000 of S45's 4,500 steps made the run weaker (docs/strength.md, F30)."""
     first_lr: float = 0.0
     """Learning rate of generation 1's fine-tune alone (0: `lr`)."""
     batch_size: int = 32

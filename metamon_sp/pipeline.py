@@ -293,8 +293,9 @@ def train_generation(cfg: Config, run: Run, k: int,
                      on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Fine-tune generation k-1 into generation k; k-1 is also its damping reference."""
     dirs, weights = training_data(cfg, run, k)
-    return train(generation_train_config(cfg, k), dirs, run.gen(k) / "train", init=run.checkpoint(k - 1), generation=k,
-                 on_progress=on_progress, run=run.info(k), weights=weights,
+    return train(generation_train_config(cfg, k), dirs, run.gen(k) / "train",
+                 init=run.checkpoint(k - 1), generation=k, on_progress=on_progress,
+                 run=run.info(k), weights=weights,
                  keep=cfg.gate.candidates if cfg.gate.battles else ())
 
 
