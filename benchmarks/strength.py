@@ -113,7 +113,9 @@ def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
             sh = json.loads((run.gen(k) / "eval" / "summary.json").read_text())["opponents"].get(
                 "simple_heuristics", {})
             d = deltas.get(name, {})
-            rows.append({"generation": k, "seconds": timings.get(str(k)),
+            gate = run.gen(k) / "gate" / "gate.json"
+            gate = json.loads(gate.read_text()) if gate.exists() else None
+            rows.append({"gate": _gate_cell(gate),"generation": k, "seconds": timings.get(str(k)),
                          "vs_gen0": d.get("vs_gen0"), "vs_gen0_ci": d.get("vs_gen0_ci"),
                          "vs_previous": d.get("vs_previous"),
                          "vs_previous_ci": d.get("vs_previous_ci"),
@@ -131,6 +133,16 @@ def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
                       for opp, s in final["opponents"].items()}}
 
 
+def _gate_cell(record: dict[str, Any] | None) -> str | None:
+    """The gate's choice and the win rates behind it: `end 54.2%`, `parent (end 45.5%)`."""
+    if record is None:
+        return None
+    rates = ", ".join(f"{name} {100 * r['win_rate']:.1f}%" for name, r in
+                      record["candidates"].items() if r["win_rate"] is not None)
+    return f"{record['choice']} ({rates})" if record["choice"] == "parent" else \
+        f"{record['choice']} {100 * record['candidates'][record['choice']]['win_rate']:.1f}%"
+
+
 def _ci(x: Any, ci: Any) -> str:
     if x is None:
         return "–"
@@ -142,13 +154,16 @@ def print_seed(res: dict[str, Any]) -> None:
           f"{res['total_seconds'] / 60:.1f} min")
     if res.get("gen0_from"):
         print(f"generation 0 reused from {res['gen0_from']}")
-    print("| gen | Δ Elo vs gen 0 | Δ Elo vs previous | vs simple_heuristics | seconds |")
-    print("|---|---|---|---|---|")
+    gated = any(r.get("gate") for r in res["generations"])
+    print("| gen | Δ Elo vs gen 0 | Δ Elo vs previous | vs simple_heuristics | seconds |"
+          + (" gate (win rate vs the released parent) |" if gated else ""))
+    print("|---|---|---|---|---|" + ("---|" if gated else ""))
     for r in res["generations"]:
         sh = "–" if r["sh_win_rate"] is None else \
             f"{100 * r['sh_win_rate']:.1f}% [{100 * r['sh_ci'][0]:.1f}, {100 * r['sh_ci'][1]:.1f}]"
+        gate = f" {r.get('gate') or '–'} |" if gated else ""
         print(f"| {r['generation']} | {_ci(r['vs_gen0'], r['vs_gen0_ci'])} | "
-              f"{_ci(r['vs_previous'], r['vs_previous_ci'])} | {sh} | {r['seconds']} |")
+              f"{_ci(r['vs_previous'], r['vs_previous_ci'])} | {sh} | {r['seconds']} |{gate}")
     for opp, s in res["final"].items():
         print(f"final generation vs {opp}: {100 * s['win_rate']:.1f}% "
               f"[{100 * s['ci_low']:.1f}, {100 * s['ci_high']:.1f}] over {s['games']} games")

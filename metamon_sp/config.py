@@ -41,11 +41,12 @@ HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.em
                    "collect.explore": "uniform", "policy.explore": "uniform",
                    "team_remix": 0,
                    "gate.battles": 0, "gate.candidates": [1.0], "gate.min_win_rate": 0.5,
-                   "gate.team_set": "gen1ou_select"}
+                   "gate.team_set": "gen1ou_select", "gate.lineage": "chosen"}
 """Knobs added after runs were made: at these values they are left out of the hash, so a run made
 before the knob existed keeps its folder and resumes."""
 RUNNERS = ("auto", "threads", "processes", "dask")
 PRECISIONS = ("fp32", "tf32", "bf16")
+LINEAGES = ("chosen", "learner")
 
 
 class ConfigError(ValueError):
@@ -456,12 +457,20 @@ class GateConfig:
     """The teams the gate plays on: by default the selection split, which neither collection nor
     evaluation uses, so the gate sees how a candidate plays teams it never trained on (on the
     training teams it cannot: docs/strength.md, G) without tuning to the evaluation figures."""
+    lineage: str = "chosen"
+    """What generation k+1 grows from (its collection's players and its training's start):
+    `chosen`, generation k as the gate chose it (a failed fine-tune is dropped and the parent
+    trains again); or `learner`, the learner's own last fine-tune whether or not it passed, so the
+    loop learns as it would without a gate and the gate only decides what is released as
+    generation k (rated, evaluated, the next gate's parent). AlphaGo Zero's learner, too, kept
+    training from its own weights while a candidate had to beat the best player to replace it."""
 
     def __post_init__(self) -> None:
         _check(self.battles >= 0, "gate.battles", self.battles, ">= 0")
         _check(bool(self.candidates) and all(0 < f <= 1 for f in self.candidates),
                "gate.candidates", self.candidates, "a non-empty list of fractions in (0, 1]")
         _check(0 <= self.min_win_rate <= 1, "gate.min_win_rate", self.min_win_rate, "in [0, 1]")
+        _check(self.lineage in LINEAGES, "gate.lineage", self.lineage, f"one of {LINEAGES}")
 
 
 @dataclass

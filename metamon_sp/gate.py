@@ -81,7 +81,7 @@ def run_gate(cfg: Config, candidates: dict[str, Path], parent: Path, out_dir: Pa
         meta, generation=generation, parent=str(Path(parent).resolve()), created_at="",
         metrics={**meta.metrics, "gate/choice": choice, "gate/win_rate": rate}))
     record = {"generation": generation, "parent": str(parent), "team_set": gc.team_set,
-              "battles": gc.battles, "min_win_rate": gc.min_win_rate, "choice": choice,
-              "source": str(source), "candidates": records}
+              "battles": gc.battles, "min_win_rate": gc.min_win_rate, "lineage": gc.lineage,
+              "choice": choice, "source": str(source), "candidates": records}
     atomic.write_json(out_dir / RECORD, record)
     return record

@@ -72,6 +72,12 @@ class Run:
     def spec(self, k: int) -> str:
         return f"{CHECKPOINT_PREFIX}{self.checkpoint(k)}"
 
+    def lineage(self, k: int, learner: bool) -> Path:
+        """What generation k+1 grows from: generation k as released (`checkpoint`), or with
+        `learner` its training's end whatever its gate chose (`gate.lineage=learner`)."""
+        trained = self.gen(k) / "train" / "checkpoint"
+        return trained if learner and k > 0 else self.checkpoint(k)
+
     def generations(self) -> list[int]:
         """Generations whose checkpoint exists, in order."""
         return sorted(int(p.name[4:]) for p in self.dir.glob("gen-[0-9][0-9][0-9]")
@@ -149,12 +155,19 @@ def generation_zero(cfg: Config, run: Run, init_checkpoint: str | Path | None = 
 
 
 # ------------------------------------------------------------------------- generation k >= 1
+def grows_from(cfg: Config, run: Run, k: int) -> Path:
+    """Generation k's place in the learner's lineage: what generation k+1 collects with, trains
+    from and plays as an earlier generation in the pool (see `GateConfig.lineage`)."""
+    return run.lineage(k, learner=bool(cfg.gate.battles) and cfg.gate.lineage == "learner")
+
+
 def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
     """Generation k's collection: generation k-1 plays itself (or its pool), both sides
     recorded, sampling at `collect.temperature` with `collect.epsilon` random legal actions and
     `collect.search_rate` searched ones (evaluation plays at `policy.temperature` and
     `policy.epsilon`, and never searches)."""
-    return replace(cfg, collect=replace(cfg.collect, p1=run.spec(k - 1), p2="self", record="both"),
+    p1 = f"{CHECKPOINT_PREFIX}{grows_from(cfg, run, k - 1)}"
+    return replace(cfg, collect=replace(cfg.collect, p1=p1, p2="self", record="both"),
                    policy=replace(cfg.policy, temperature=cfg.collect.temperature,
                                   epsilon=cfg.collect.epsilon, explore=cfg.collect.explore,
                                   greedy=False, search_rate=cfg.collect.search_rate,
@@ -182,7 +195,8 @@ def opponent_pool(cfg: Config, run: Run, k: int) -> list[Matchup] | None:
         share = _prioritised(run, k - 1, earlier) if pc.prioritised else \
             {j: 1.0 / len(earlier) for j in earlier}
         for j in earlier:
-            weights[(f"gen_{j:03d}", run.spec(j))] = pc.previous * share[j]
+            spec = f"{CHECKPOINT_PREFIX}{grows_from(cfg, run, j)}"
+            weights[(f"gen_{j:03d}", spec)] = pc.previous * share[j]
     for name, w in sorted(pc.baselines.items()):
         if w > 0:
             weights[(name, name)] = w
@@ -291,10 +305,11 @@ def training_data(cfg: Config, run: Run, k: int) -> tuple[list[Path], list[float
 
 def train_generation(cfg: Config, run: Run, k: int,
                      on_progress: Callable[[int, int], None] | None = None) -> Path:
-    """Fine-tune generation k-1 into generation k; k-1 is also its damping reference."""
+    """Fine-tune generation k-1 (`grows_from`) into generation k; k-1 is also its damping
+    reference."""
     dirs, weights = training_data(cfg, run, k)
     return train(generation_train_config(cfg, k), dirs, run.gen(k) / "train",
-                 init=run.checkpoint(k - 1), generation=k, on_progress=on_progress,
+                 init=grows_from(cfg, run, k - 1), generation=k, on_progress=on_progress,
                  run=run.info(k), weights=weights,
                  keep=cfg.gate.candidates if cfg.gate.battles else ())
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from metamon_sp import gate as gate_mod
+from metamon_sp import pipeline
 from metamon_sp.checkpoint import CheckpointMeta, load_checkpoint
 from metamon_sp.config import ConfigError, load_config
 from metamon_sp.gate import PARENT, choose, run_gate
@@ -113,3 +114,52 @@ def test_training_keeps_its_candidates_along_the_way(tmp_path):
     plain = train(cfg, [data], tmp_path / "p")
     for k, v in load_checkpoint(plain)[0].state_dict().items():
         assert torch.equal(v, b.state_dict()[k]), k
+
+
+def _gated_run(tmp_path) -> Run:
+    """Generations 0–2 trained, and gates at 1 and 2 that kept the parent's weights."""
+    run = Run(tmp_path / "run-abc")
+    for k in range(3):
+        for place in ("train", "gate") if k else ("train",):
+            (run.gen(k) / place / "checkpoint").mkdir(parents=True)
+            (run.gen(k) / place / "checkpoint" / "checkpoint.json").write_text("{}")
+    return run
+
+
+@pytest.mark.parametrize("lineage", ["chosen", "learner"])
+def test_the_lineage_decides_what_the_next_generation_grows_from(monkeypatch, tmp_path, lineage):
+    run = _gated_run(tmp_path)
+    cfg = load_config(["gate.battles=10", f"gate.lineage={lineage}", "pool.previous=0.5",
+                       "pool.previous_k=2"])
+    place = "train" if lineage == "learner" else "gate"
+    grows = {k: run.gen(k) / place / "checkpoint" for k in (1, 2)}
+    assert pipeline.grows_from(cfg, run, 0) == run.checkpoint(0)
+    assert pipeline.grows_from(cfg, run, 2) == grows[2]
+    # collection: generation 3 is played by generation 2's lineage, against it and generation 1's
+    assert pipeline.selfplay_config(cfg, run, 3).collect.p1 == f"{CHECKPOINT_PREFIX}{grows[2]}"
+    specs = {m.name: m.spec for m in pipeline.opponent_pool(cfg, run, 3)}
+    assert specs["gen_001"] == f"{CHECKPOINT_PREFIX}{grows[1]}"
+    assert specs["gen_000"] == run.spec(0)
+    # training starts from the lineage; what is released, rated and gated against stays the gate's
+    seen = {}
+    monkeypatch.setattr(pipeline, "train", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(pipeline, "training_data", lambda *a: ([], []))
+    pipeline.train_generation(cfg, run, 3)
+    assert seen["init"] == grows[2]
+    assert run.checkpoint(2) == run.gen(2) / "gate" / "checkpoint"
+
+
+def test_without_a_gate_the_lineage_is_the_training(tmp_path):
+    run = _gated_run(tmp_path)
+    for lineage in ("chosen", "learner"):
+        cfg = load_config([f"gate.lineage={lineage}"])  # gate.battles=0
+        assert pipeline.grows_from(cfg, run, 2) == run.checkpoint(2)
+
+
+def test_lineage_config_checks_and_hash():
+    base = load_config(["gate.battles=200"])
+    assert base.gate.lineage == "chosen"
+    assert load_config(["gate.battles=200", "gate.lineage=chosen"]).hash() == base.hash()
+    assert load_config(["gate.battles=200", "gate.lineage=learner"]).hash() != base.hash()
+    with pytest.raises(ConfigError, match=r"gate\.lineage='best'.*one of \('chosen', 'learner'\)"):
+        load_config(["gate.lineage=best"])
