@@ -284,7 +284,9 @@ def gate_table(d: dict[str, Any]) -> list[str]:
              "Each generation's candidates against its parent, on the teams of "
              f"`{rows[0][1]['team_set']}` (games not rated); the best becomes the generation if it "
              "wins at least "
-             f"{_pct(rows[0][1]['min_win_rate'])}, else the parent carries on.", "",
+             f"{_pct(rows[0][1]['min_win_rate'])}, else the parent carries on"
+             + (" (released; the learner trains on from its own end: `gate.lineage=learner`)."
+                if rows[0][1].get("lineage") == "learner" else "."), "",
              "| generation | candidates: win rate [95% interval] / games | chosen |",
              "|---|---|---|"]
     for k, g in rows:

@@ -163,3 +163,17 @@ def test_lineage_config_checks_and_hash():
     assert load_config(["gate.battles=200", "gate.lineage=learner"]).hash() != base.hash()
     with pytest.raises(ConfigError, match=r"gate\.lineage='best'.*one of \('chosen', 'learner'\)"):
         load_config(["gate.lineage=best"])
+
+
+def test_the_report_says_what_the_gate_chose_and_what_the_learner_trains_on():
+    from metamon_sp.report import gate_table
+
+    rec = {"team_set": "gen1ou_select", "min_win_rate": 0.5, "choice": PARENT,
+           "candidates": {"end": {"win_rate": 0.49, "ci_low": 0.44, "ci_high": 0.54, "games": 400}}}
+    d = {"gens": [0, 1], "names": {0: "gen-000", 1: "gen-001"}, "gates": {1: rec}}
+    chosen = "\n".join(gate_table(d))
+    assert "| gen-001 | end 49.0% [44.0%, 54.0%] / 400 | parent |" in chosen
+    assert "lineage=learner" not in chosen
+    d["gates"][1] = {**rec, "lineage": "learner"}
+    assert "own end: `gate.lineage=learner`" in "\n".join(gate_table(d))
+    assert gate_table({"gens": [0], "names": {}, "gates": {}}) == []
