@@ -113,9 +113,9 @@ def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
             sh = json.loads((run.gen(k) / "eval" / "summary.json").read_text())["opponents"].get(
                 "simple_heuristics", {})
             d = deltas.get(name, {})
-            gate = run.gen(k) / "gate" / "gate.json"
-            gate = json.loads(gate.read_text()) if gate.exists() else None
-            rows.append({"gate": _gate_cell(gate),"generation": k, "seconds": timings.get(str(k)),
+            gate_path = run.gen(k) / "gate" / "gate.json"
+            gate = json.loads(gate_path.read_text()) if gate_path.exists() else None
+            rows.append({"generation": k, "seconds": timings.get(str(k)), "gate": _gate_cell(gate),
                          "vs_gen0": d.get("vs_gen0"), "vs_gen0_ci": d.get("vs_gen0_ci"),
                          "vs_previous": d.get("vs_previous"),
                          "vs_previous_ci": d.get("vs_previous_ci"),
