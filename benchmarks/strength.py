@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from metamon_sp import atomic  # noqa: E402
 from metamon_sp.config import HASH_OMITTED_AT, load_config  # noqa: E402
 from metamon_sp.evaluate import evaluate  # noqa: E402
+from metamon_sp.gate import GATE_DIR  # noqa: E402
+from metamon_sp.gate import RECORD as GATE_RECORD  # noqa: E402
 from metamon_sp.pipeline import (collect_generation, evaluate_generation, evaluated,  # noqa: E402
                                  filter_generation, gate_generation, generation_zero, open_run,
                                  rate_generation, stage_done, train_generation)
@@ -113,7 +115,7 @@ def run_seed(overrides: list[str], generations: int, seed: int, runs_dir: Path,
             sh = json.loads((run.gen(k) / "eval" / "summary.json").read_text())["opponents"].get(
                 "simple_heuristics", {})
             d = deltas.get(name, {})
-            gate_path = run.gen(k) / "gate" / "gate.json"
+            gate_path = run.gen(k) / GATE_DIR / GATE_RECORD
             gate = json.loads(gate_path.read_text()) if gate_path.exists() else None
             rows.append({"generation": k, "seconds": timings.get(str(k)), "gate": _gate_cell(gate),
                          "vs_gen0": d.get("vs_gen0"), "vs_gen0_ci": d.get("vs_gen0_ci"),

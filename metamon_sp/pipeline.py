@@ -67,16 +67,14 @@ class Run:
         gated = self.gen(k) / GATE_DIR / "checkpoint"
         if (gated / "checkpoint.json").exists():
             return gated
+        return self.trained(k)
+
+    def trained(self, k: int) -> Path:
+        """Generation k's training's end, whatever a gate chose."""
         return self.gen(k) / "train" / "checkpoint"
 
     def spec(self, k: int) -> str:
         return f"{CHECKPOINT_PREFIX}{self.checkpoint(k)}"
-
-    def lineage(self, k: int, learner: bool) -> Path:
-        """What generation k+1 grows from: generation k as released (`checkpoint`), or with
-        `learner` its training's end whatever its gate chose (`gate.lineage=learner`)."""
-        trained = self.gen(k) / "train" / "checkpoint"
-        return trained if learner and k > 0 else self.checkpoint(k)
 
     def generations(self) -> list[int]:
         """Generations whose checkpoint exists, in order."""
@@ -158,7 +156,9 @@ def generation_zero(cfg: Config, run: Run, init_checkpoint: str | Path | None = 
 def grows_from(cfg: Config, run: Run, k: int) -> Path:
     """Generation k's place in the learner's lineage: what generation k+1 collects with, trains
     from and plays as an earlier generation in the pool (see `GateConfig.lineage`)."""
-    return run.lineage(k, learner=bool(cfg.gate.battles) and cfg.gate.lineage == "learner")
+    if k > 0 and cfg.gate.battles and cfg.gate.lineage == "learner":
+        return run.trained(k)
+    return run.checkpoint(k)
 
 
 def selfplay_config(cfg: Config, run: Run, k: int) -> Config:
