@@ -2,7 +2,11 @@
 training step (critics, actor, damping KL to π_ref, per-step KL measurement), for `tiny` and
 `small` on CPU, and on a GPU when one is present (there also `medium` and `large`).
 
-    python benchmarks/train_throughput.py [--steps 30] [--data DIR]
+    python benchmarks/train_throughput.py [--steps 30] [--data DIR] [--compile]
+
+With --compile, each CPU model is measured a second time with `train.compile=true` (the step
+compiled by `torch.compile`, deterministic kernels, as training runs it); its warm-up includes the
+compilation.
 
 Without --data a synthetic dataset of random observations is used (speed does not depend on it).
 """
@@ -40,16 +44,18 @@ def synthetic_dataset(folder: Path, n_traj: int = 64, steps: int = 100) -> Path:
     return folder
 
 
-def measure(model_name: str, device: str, data: Path, steps: int, batch_size: int) -> dict:
+def measure(model_name: str, device: str, data: Path, steps: int, batch_size: int,
+            compiled: bool = False) -> dict:
     from metamon_sp.config import load_config
     from metamon_sp.damping import DampingController
     from metamon_sp.model import PolicyModel
     from metamon_sp.rewards import build_reward
-    from metamon_sp.train import compute_losses, param_groups, step_kl
+    from metamon_sp.train import (compute_losses, deterministic_kernels, param_groups, step_kl,
+                                  step_losses)
     from metamon_sp.train_data import OfflineData
 
     cfg = load_config([f"model={model_name}", "damping=dynamic",
-                       f"train.batch_size={batch_size}"])
+                       f"train.batch_size={batch_size}", f"train.compile={compiled}"])
     torch.manual_seed(0)
     model = PolicyModel(cfg.model).to(device)
     ref = copy.deepcopy(model).requires_grad_(False)
@@ -58,11 +64,12 @@ def measure(model_name: str, device: str, data: Path, steps: int, batch_size: in
     data = OfflineData([data], build_reward(cfg.reward), 0.01)
     rng = np.random.default_rng(0)
     gammas = torch.tensor(cfg.model.gammas, device=device)
+    losses = torch.compile(step_losses) if compiled else step_losses
 
     def one(step: int) -> None:
         batch = data.sample(batch_size, cfg.model.context, rng).to(device)
         out = compute_losses(model, ref, batch, cfg.train, gammas, ctrl.kl_coef(step),
-                             ctrl.ent_coef(step))
+                             ctrl.ent_coef(step), losses)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -70,7 +77,13 @@ def measure(model_name: str, device: str, data: Path, steps: int, batch_size: in
         model.update_targets(0.005)
         ctrl.update(step_kl(model, batch, out.logp), step)
 
-    for s in range(3):  # warm-up
+    with deterministic_kernels(compiled):
+        return _timed(one, model_name, model, device, steps, batch_size, cfg, compiled)
+
+
+def _timed(one, model_name: str, model, device: str, steps: int, batch_size: int, cfg,
+           compiled: bool) -> dict:
+    for s in range(6 if compiled else 3):  # warm-up (compiled: the compilations)
         one(s)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -82,6 +95,7 @@ def measure(model_name: str, device: str, data: Path, steps: int, batch_size: in
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     row = {"model": model_name, "params_m": round(model.n_params() / 1e6, 2), "device": device,
+           "compiled": compiled,
            "threads": torch.get_num_threads(), "batch": batch_size, "context": cfg.model.context,
            "steps_per_s": round(steps / dt, 2),
            "timesteps_per_s": round(steps * batch_size * cfg.model.context / dt, 0)}
@@ -96,14 +110,17 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--data", type=Path)
     ap.add_argument("--gpu-models", default="tiny,small,medium,large")
+    ap.add_argument("--compile", action="store_true", help="also the compiled step, on CPU")
     args = ap.parse_args()
-    runs = [("tiny", "cpu"), ("small", "cpu")]
+    runs = [("tiny", "cpu", False), ("small", "cpu", False)]
+    if args.compile:
+        runs += [("tiny", "cpu", True), ("small", "cpu", True)]
     if torch.cuda.is_available():
-        runs += [(m, "cuda") for m in args.gpu_models.split(",")]
+        runs += [(m, "cuda", False) for m in args.gpu_models.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or synthetic_dataset(Path(tmp) / "data")
         rows = [measure(m, d, data, args.steps if d == "cpu" or m in ("tiny", "small")
-                        else max(10, args.steps // 3), args.batch_size) for m, d in runs]
+                        else max(10, args.steps // 3), args.batch_size, c) for m, d, c in runs]
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

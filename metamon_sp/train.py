@@ -84,6 +84,21 @@ def tf32_matmuls(enabled: bool):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
+@contextlib.contextmanager
+def deterministic_kernels(enabled: bool):
+    """Deterministic kernels inside the block (a global switch: restored after). A compiled step
+    on CPU otherwise sums the embedding's gradient rows with atomic adds across threads, and
+    two runs of one seed drift apart; with it they are identical, as uncompiled ones are."""
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if enabled:
+        torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """bfloat16 autocast for a forward pass under `precision=bf16` (fp32 weights and grads)."""
     if precision == "bf16":
@@ -174,18 +189,18 @@ def search_target(prior: torch.Tensor, mask: torch.Tensor, values: torch.Tensor,
 
 
 def _search_value_loss(logp0: torch.Tensor, mask: torch.Tensor, batch: Batch, beta: float
-                       ) -> tuple[torch.Tensor, float, torch.Tensor | None]:
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The cross-entropy of π against `search_target` on the searched decisions (summed there,
     divided by all the batch's decisions, as the cloning term is), the mean KL(π_T ‖ π) there,
     and where they are (float)."""
     if beta <= 0 or batch.search_values is None or batch.search_prior is None:
-        return logp0.new_zeros(()), 0.0, None
+        return logp0.new_zeros(()), logp0.new_zeros(()), None
     target, rows = search_target(batch.search_prior, mask, batch.search_values, beta)
     where = (rows & batch.valid).float()
     ce = -(target * logp0).sum(-1)
     kl = ce.detach() + (target * target.clamp(min=1e-12).log()).sum(-1)
     loss = (ce * where).sum() / batch.valid.float().sum().clamp(min=1.0)
-    return loss, _masked_mean(kl, where).item(), where
+    return loss, _masked_mean(kl, where), where
 
 
 @dataclass
@@ -197,7 +212,21 @@ class StepOutput:
 
 
 def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: TrainConfig,
-                   gammas: torch.Tensor, kl_coef: float, ent_coef: float) -> StepOutput:
+                   gammas: torch.Tensor, kl_coef: float, ent_coef: float,
+                   losses: Callable[..., tuple] | None = None) -> StepOutput:
+    """The step's losses and its metrics as numbers. `losses` is `step_losses` or its compiled
+    form (`train.compile`): tensors only, so that it compiles as one graph, and the metrics
+    leave it in one conversion."""
+    loss, terms, logp, metrics = (losses or step_losses)(model, ref, batch, tc, gammas, kl_coef,
+                                                         ent_coef)
+    values = torch.stack(list(metrics.values())).tolist() if metrics else []
+    return StepOutput(loss, terms, logp, dict(zip(metrics, values)))
+
+
+def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: TrainConfig,
+                gammas: torch.Tensor, kl_coef: float, ent_coef: float
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor,
+                           dict[str, torch.Tensor]]:
     mask, a = batch.mask, batch.actions                          # (B, L, A), (B, L)
     valid = batch.valid.float()                                  # (B, L)
     h = model.trunk(batch.num, batch.cat)                        # (B, L, d)
@@ -238,26 +267,25 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
     actor_loss = bc_loss + tc.pi_coef * pi_loss + kl_coef * kl_ref - ent_coef * entropy
     loss = actor_loss + tc.critic_coef * critic_loss
     metrics = {
-        "train/actor_loss": actor_loss.item(), "train/critic_loss": critic_loss.item(),
-        "train/bc_loss": bc_loss.item(), "train/pi_loss": pi_loss.item(),
-        "train/entropy": entropy.item(), "train/q_mean": _masked_mean(q_taken.mean(dim=(2, 3)),
-                                                                      valid).item(),
-        "train/adv_positive_frac": _masked_mean((adv > 0).float(), valid).item(),
+        "train/actor_loss": actor_loss, "train/critic_loss": critic_loss,
+        "train/bc_loss": bc_loss, "train/pi_loss": pi_loss,
+        "train/entropy": entropy, "train/q_mean": _masked_mean(q_taken.mean(dim=(2, 3)), valid),
+        "train/adv_positive_frac": _masked_mean((adv > 0).float(), valid),
         # the scale `train.exp_beta` divides, and how much the filter keeps on average
-        "train/adv_abs_mean": _masked_mean(adv.abs(), valid).item(),
-        "train/actor_weight_mean": _masked_mean(weight, valid).item(),
-        "train/explored_frac": _masked_mean(batch.explored.float(), valid).item(),
+        "train/adv_abs_mean": _masked_mean(adv.abs(), valid),
+        "train/actor_weight_mean": _masked_mean(weight, valid),
+        "train/explored_frac": _masked_mean(batch.explored.float(), valid),
         "train/explored_cloned_frac": _masked_mean((weight > 0).float(),
-                                                   batch.explored.float()).item(),
-        **({"train/searched_frac": _masked_mean(batch.searched.float(), valid).item()}
+                                                   batch.explored.float()),
+        **({"train/searched_frac": _masked_mean(batch.searched.float(), valid)}
            if batch.searched is not None else {}),
-        **({"train/valued_frac": _masked_mean(valued, valid).item(),
+        **({"train/valued_frac": _masked_mean(valued, valid),
             "train/search_kl": search_kl} if valued is not None else {}),
-        **({"damping/kl_ref": kl_ref.item()} if ref is not None else {}),
+        **({"damping/kl_ref": kl_ref} if ref is not None else {}),
     }
     terms = {"critic": critic_loss, "bc": bc_loss, "pi": pi_loss, "entropy": entropy,
              "kl_ref": kl_ref}
-    return StepOutput(loss, terms, logp.detach(), metrics)
+    return loss, terms, logp.detach(), {k: v.detach().float() for k, v in metrics.items()}
 
 
 @torch.no_grad()
@@ -326,7 +354,7 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     if start >= steps:
         log.info("%s is already trained (%d steps)", ckpt_path, start)
         return ckpt_path
-    forward = torch.compile(compute_losses) if tc.compile else compute_losses
+    losses = torch.compile(step_losses) if tc.compile else step_losses
     gammas = torch.tensor(mc.gammas, dtype=torch.float32, device=device)
     meta = CheckpointMeta(model=asdict(mc), generation=generation, parent=parent,
                           config_hash=cfg.hash())
@@ -339,6 +367,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     t0 = time.monotonic()
     arithmetic = contextlib.ExitStack()
     arithmetic.enter_context(tf32_matmuls(tc.precision == "tf32"))
+    # on CUDA, deterministic matrix products would need CUBLAS_WORKSPACE_CONFIG set beforehand
+    arithmetic.enter_context(deterministic_kernels(tc.compile and device.type == "cpu"))
     try:
         for step in range(start, steps):
             batch = data.sample(tc.batch_size, mc.context, rng).to(device)
@@ -350,8 +380,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             # the controller steers by them, else every KL_MEASURE_EVERY steps, for the curves
             measured = (dc.adaptive or (step + 1) % KL_MEASURE_EVERY == 0 or step + 1 == steps)
             with autocast(tc.precision, device):
-                out = forward(model, ref if kl_coef > 0 or measured else None, batch, tc, gammas,
-                              kl_coef, ent_coef)
+                out = compute_losses(model, ref if kl_coef > 0 or measured else None, batch, tc,
+                                     gammas, kl_coef, ent_coef, losses)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()

@@ -76,6 +76,28 @@ def test_training_is_deterministic_and_resumes_exactly(data, tmp_path, monkeypat
     assert train(cfg, [data], tmp_path / "c") == c  # finished: nothing to redo
 
 
+def test_a_compiled_training_replays_exactly_and_follows_the_uncompiled_one(data, tmp_path):
+    """`train.compile` on CPU: two runs of one seed give the same weights (without deterministic
+    kernels the embedding's gradient is summed by racing threads), and its first step computes
+    what the uncompiled step does; torch's global switch is as it was afterwards."""
+    before = torch.are_deterministic_algorithms_enabled()
+    eager_cfg = load_config(FAST + ["train.steps=20", "train.device=cpu"])
+    compiled_cfg = load_config(FAST + ["train.steps=20", "train.device=cpu", "train.compile=true"])
+    train(eager_cfg, [data], tmp_path / "eager")
+    a = train(compiled_cfg, [data], tmp_path / "a")
+    b = train(compiled_cfg, [data], tmp_path / "b")
+    assert torch.are_deterministic_algorithms_enabled() == before
+    wa, wb = (load_checkpoint(p)[0].state_dict() for p in (a, b))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"{k}: two compiled runs of one seed differ"
+    # The same step on the same weights: every metric of the first step agrees (later steps
+    # drift apart by float rounding, which Adam's normalisation amplifies on tiny gradients)
+    first = {n: read_metrics(tmp_path / n / "metrics.jsonl")[0] for n in ("eager", "a")}
+    assert first["a"].keys() == first["eager"].keys()
+    for key, value in first["eager"].items():
+        assert first["a"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
 def test_weight_average_is_the_checkpoint_and_resumes_exactly(data, tmp_path, monkeypatch):
     from metamon_sp.checkpoint import load_train_state
     from metamon_sp.train import RAW, update_average
