@@ -9,8 +9,8 @@ TORCH  ?= torch==2.13.0
 .PHONY: help install showdown run serve test test-unit test-integration test-e2e bench clean
 
 help:
-	@echo "make run     - install everything, then the default pipeline: generation 0 + 1 self-play"
-	@echo "               generation of the tiny CPU model (Prefect flow), ratings and report"
+	@echo "make run     - install everything, then the default pipeline: generation 0 + 2 self-play"
+	@echo "               generations of the tiny CPU model (Prefect flow), ratings and report"
 	@echo "make serve   - a local Prefect server + the served selfplay/gen1 deployment"
 	@echo "make test    - install everything, then run unit + integration + end-to-end tests"
 	@echo "make bench   - collection throughput benchmark"
