@@ -2,7 +2,7 @@
 training step (critics, actor, damping KL to π_ref, per-step KL measurement), for `tiny` and
 `small` on CPU, and on a GPU when one is present (there also `medium` and `large`).
 
-    python benchmarks/train_throughput.py [--steps 30] [--data DIR] [--compile]
+    python benchmarks/train_throughput.py [--steps 30] [--data DIR] [--compile] [--damping none]
 
 With --compile, each CPU model is measured a second time with `train.compile=true` (the step
 compiled by `torch.compile`, deterministic kernels, as training runs it); its warm-up includes the
@@ -45,7 +45,7 @@ def synthetic_dataset(folder: Path, n_traj: int = 64, steps: int = 100) -> Path:
 
 
 def measure(model_name: str, device: str, data: Path, steps: int, batch_size: int,
-            compiled: bool = False) -> dict:
+            compiled: bool = False, damping: str = "dynamic") -> dict:
     from metamon_sp.config import load_config
     from metamon_sp.damping import DampingController
     from metamon_sp.model import PolicyModel
@@ -54,7 +54,7 @@ def measure(model_name: str, device: str, data: Path, steps: int, batch_size: in
                                   step_losses)
     from metamon_sp.train_data import OfflineData
 
-    cfg = load_config([f"model={model_name}", "damping=dynamic",
+    cfg = load_config([f"model={model_name}", f"damping={damping}",
                        f"train.batch_size={batch_size}", f"train.compile={compiled}"])
     torch.manual_seed(0)
     model = PolicyModel(cfg.model).to(device)
@@ -111,6 +111,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path)
     ap.add_argument("--gpu-models", default="tiny,small,medium,large")
     ap.add_argument("--compile", action="store_true", help="also the compiled step, on CPU")
+    ap.add_argument("--damping", default="dynamic", help="the damping config group (none: the "
+                    "laptop default's undamped losses; the KLs are still measured every step)")
     args = ap.parse_args()
     runs = [("tiny", "cpu", False), ("small", "cpu", False)]
     if args.compile:
@@ -120,7 +122,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or synthetic_dataset(Path(tmp) / "data")
         rows = [measure(m, d, data, args.steps if d == "cpu" or m in ("tiny", "small")
-                        else max(10, args.steps // 3), args.batch_size, c) for m, d, c in runs]
+                        else max(10, args.steps // 3), args.batch_size, c, args.damping)
+                for m, d, c in runs]
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
