@@ -72,6 +72,21 @@ def check_precision(precision: str, device: torch.device) -> None:
                           "with a GPU.")
 
 
+def check_compile(compile_step: bool, device: torch.device) -> None:
+    """`train.compile` on CPU builds the step with a C++ compiler: fail before anything is
+    written when torch finds none (its own search: $CXX, then g++)."""
+    if not compile_step or device.type != "cpu":
+        return
+    from torch._inductor.cpp_builder import get_cpp_compiler  # torch is pinned (pyproject)
+
+    try:
+        get_cpp_compiler()
+    except Exception as e:
+        raise ConfigError(f"train.compile=true on CPU needs a C++ compiler to build the training "
+                          f"step, and torch found none ({type(e).__name__}): install one (Debian: "
+                          "apt install g++) or set train.compile=false.") from e
+
+
 @contextlib.contextmanager
 def tf32_matmuls(enabled: bool):
     """TF32 matrix products inside the block (torch's switches are global: restored after)."""
@@ -325,6 +340,7 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     ckpt_path = out_dir / CHECKPOINT_DIR
     device = resolve_device(tc.device)
     check_precision(tc.precision, device)
+    check_compile(tc.compile, device)
     # Always set: playing a checkpoint earlier in this process set torch to `policy.threads`.
     torch.set_num_threads(tc.threads or threads_before_play())
     torch.manual_seed(cfg.seed)

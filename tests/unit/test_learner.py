@@ -223,6 +223,21 @@ def test_reduced_precision_on_a_cpu_fails_before_anything_is_written(data, tmp_p
     assert not (tmp_path / "run").exists()
 
 
+def test_compiling_without_a_cpp_compiler_fails_before_anything_is_written(data, tmp_path,
+                                                                          monkeypatch):
+    from torch._inductor import cpp_builder, exc
+
+    def no_compiler():
+        raise exc.InvalidCxxCompiler
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    cfg = load_config(FAST + ["train.steps=3", "train.device=cpu", "train.compile=true"])
+    with pytest.raises(ConfigError, match=r"train\.compile=true on CPU needs a C\+\+ compiler.*"
+                                          r"apt install g\+\+.*train\.compile=false"):
+        train(cfg, [data], tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
 def test_reduced_precision_trains_on_cuda_and_restores_torchs_switches(data, tmp_path, precision):
