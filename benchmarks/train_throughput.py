@@ -77,20 +77,15 @@ def measure(model_name: str, device: str, data: Path, steps: int, batch_size: in
         model.update_targets(0.005)
         ctrl.update(step_kl(model, batch, out.logp), step)
 
-    with deterministic_kernels(compiled):
-        return _timed(one, model_name, model, device, steps, batch_size, cfg, compiled)
-
-
-def _timed(one, model_name: str, model, device: str, steps: int, batch_size: int, cfg,
-           compiled: bool) -> dict:
-    for s in range(6 if compiled else 3):  # warm-up (compiled: the compilations)
-        one(s)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for s in range(steps):
-        one(s)
+    with deterministic_kernels(compiled):  # as training runs the compiled step
+        for s in range(6 if compiled else 3):  # warm-up (compiled: the compilations)
+            one(s)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        for s in range(steps):
+            one(s)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
