@@ -41,7 +41,7 @@ HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.em
                    "collect.explore": "uniform", "policy.explore": "uniform",
                    "team_remix": 0,
                    "gate.battles": 0, "gate.candidates": [1.0], "gate.min_win_rate": 0.5,
-                   "gate.team_set": "gen1ou_select", "gate.lineage": "chosen"}
+                   "gate.team_set": "gen1ou_select", "gate.lineage": "chosen", "gate.learners": 1}
 """Knobs added after runs were made: at these values they are left out of the hash, so a run made
 before the knob existed keeps its folder and resumes."""
 RUNNERS = ("auto", "threads", "processes", "dask")
@@ -468,6 +468,12 @@ class GateConfig:
     loop learns as it would without a gate and the gate only decides what is released as
     generation k (rated, evaluated, the next gate's parent). AlphaGo Zero's learner, too, kept
     training from its own weights while a candidate had to beat the best player to replace it."""
+    learners: int = 1
+    """Fine-tunes of generation k, each from generation k−1 on the same data with a seed of its
+    own (the first with the run's, as with one), every one's candidates played at the gate, the
+    best released: selection among learners whose results spread from seed to seed
+    (docs/strength.md). Learner i ≥ 2 trains in `gen-NNN/train-i/`. Needs the gate and
+    `lineage=chosen` (with `learner`, which of them would the next generation grow from?)."""
 
     def __post_init__(self) -> None:
         _check(self.battles >= 0, "gate.battles", self.battles, ">= 0")
@@ -475,6 +481,12 @@ class GateConfig:
                "gate.candidates", self.candidates, "a non-empty list of fractions in (0, 1]")
         _check(0 <= self.min_win_rate <= 1, "gate.min_win_rate", self.min_win_rate, "in [0, 1]")
         _check(self.lineage in LINEAGES, "gate.lineage", self.lineage, f"one of {LINEAGES}")
+        _check(self.learners >= 1, "gate.learners", self.learners, ">= 1")
+        if self.learners > 1 and not (self.battles and self.lineage == "chosen"):
+            raise ConfigError(
+                f"gate.learners={self.learners} trains several fine-tunes for the gate to choose "
+                f"among, but gate.battles={self.battles} and gate.lineage={self.lineage!r}: set "
+                "gate.battles > 0 and gate.lineage=chosen, or gate.learners=1.")
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 A fine-tune can overshoot: one generation in several came out weaker than its parent by more than
 its interval (docs/strength.md). Each candidate, the end of generation k's training or a
-checkpoint part-way through it (`gate.candidates`), plays generation k−1 `gate.battles` times,
-every candidate on the same team pairs and battle seeds. The best becomes generation k if it wins
+checkpoint part-way through it (`gate.candidates`), of each of the `gate.learners` fine-tunes,
+plays generation k−1 `gate.battles` times, every candidate on the same team pairs and battle
+seeds. The best becomes generation k if it wins
 at least `gate.min_win_rate`; else generation k−1's weights carry on as generation k (its data
 still joins the replay window). The games use `gate.team_set`, by default the selection split
 (`gen1ou_select`): teams collection never samples, so the gate sees how a candidate plays teams it
@@ -38,9 +39,9 @@ GATE_DIR, RECORD, RESULTS = "gate", "gate.json", "gate.parquet"
 
 
 def choose(records: dict[str, dict[str, Any]], min_win_rate: float) -> str:
-    """The candidate with the highest win rate against the parent (on a tie, the one trained
-    longest: `records` runs in training order), or PARENT if that one wins less than
-    `min_win_rate`."""
+    """The candidate with the highest win rate against the parent (on a tie, the later in
+    `records`, which runs in training order: the one trained longest, or the later learner), or
+    PARENT if that one wins less than `min_win_rate`."""
     best, best_rate = PARENT, -1.0
     for name, rec in records.items():
         rate = rec["win_rate"] if rec["win_rate"] is not None else -1.0

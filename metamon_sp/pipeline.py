@@ -7,6 +7,7 @@
       gen-NNN/collect/              self-play of gen-(N-1) against itself
       gen-NNN/filtered/             what gen-N trains on
       gen-NNN/train/checkpoint/     gen-N, trained from gen-(N-1) (also its damping reference)
+      gen-NNN/train-I/checkpoint/   learner I of gen-N, its own seed (gate.learners >= I >= 2)
       gen-NNN/gate/checkpoint/      gen-N as chosen by match play against gen-(N-1), with
                                     gate.json (gate.battles > 0: see gate.py)
       gen-NNN/eval/                 games + summary.json + probes.json + diagnostics.json
@@ -71,7 +72,11 @@ class Run:
 
     def trained(self, k: int) -> Path:
         """Generation k's training's end, whatever a gate chose."""
-        return self.gen(k) / "train" / "checkpoint"
+        return self.learner(k, 1) / CHECKPOINT_DIR
+
+    def learner(self, k: int, i: int) -> Path:
+        """Where generation k's i-th learner trains (`gate.learners`; the first in `train/`)."""
+        return self.gen(k) / ("train" if i == 1 else f"train-{i}")
 
     def spec(self, k: int) -> str:
         return f"{CHECKPOINT_PREFIX}{self.checkpoint(k)}"
@@ -306,12 +311,22 @@ def training_data(cfg: Config, run: Run, k: int) -> tuple[list[Path], list[float
 def train_generation(cfg: Config, run: Run, k: int,
                      on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Fine-tune generation k-1 (`grows_from`) into generation k; k-1 is also its damping
-    reference."""
+    reference. With `gate.learners` > 1 the other learners train first, each with its own seed,
+    so the first learner's end (what `stage_done` looks for) means all of them are done."""
     dirs, weights = training_data(cfg, run, k)
-    return train(generation_train_config(cfg, k), dirs, run.gen(k) / "train",
-                 init=grows_from(cfg, run, k - 1), generation=k, on_progress=on_progress,
-                 run=run.info(k), weights=weights,
-                 keep=cfg.gate.candidates if cfg.gate.battles else ())
+    tcfg = generation_train_config(cfg, k)
+    for i in [*range(2, cfg.gate.learners + 1), 1]:
+        end = train(replace(tcfg, seed=learner_seed(cfg.seed, i)), dirs, run.learner(k, i),
+                    init=grows_from(cfg, run, k - 1), generation=k, on_progress=on_progress,
+                    run=run.info(k), weights=weights,
+                    keep=cfg.gate.candidates if cfg.gate.battles else ())
+    return end
+
+
+def learner_seed(seed: int, i: int) -> int:
+    """The i-th learner's training seed: the run's for the first, so one learner trains as
+    before; a large odd stride keeps the others clear of seeds runs use."""
+    return seed + 1_000_003 * (i - 1)
 
 
 def generation_train_config(cfg: Config, k: int) -> Config:
@@ -337,15 +352,22 @@ def gate_generation(cfg: Config, run: Run, k: int, show_progress: bool = True
     record = run.gen(k) / GATE_DIR / RECORD
     if record.exists():
         return json.loads(record.read_text())
-    out = run.gen(k) / "train"
-    steps = json.loads((out / SUMMARY).read_text())["steps"]
     candidates = {}
-    for step in candidate_steps(cfg.gate.candidates, steps):
-        path = candidate_path(out, step, steps)
-        if not (path / "checkpoint.json").exists():
-            raise RunError(f"{path} is missing: generation {k} was trained without "
-                           f"gate.candidates={cfg.gate.candidates}; delete {out} to retrain it.")
-        candidates["end" if path.name == CHECKPOINT_DIR else path.name] = path
+    for i in range(1, cfg.gate.learners + 1):
+        out = run.learner(k, i)
+        if not (out / SUMMARY).exists():
+            raise RunError(f"{out} has no finished training (learner {i} of gate.learners="
+                           f"{cfg.gate.learners}): delete {run.learner(k, 1)} and run again; "
+                           f"generation {k}'s finished learners are kept.")
+        steps = json.loads((out / SUMMARY).read_text())["steps"]
+        for step in candidate_steps(cfg.gate.candidates, steps):
+            path = candidate_path(out, step, steps)
+            if not (path / "checkpoint.json").exists():
+                raise RunError(f"{path} is missing: generation {k} was trained without "
+                               f"gate.candidates={cfg.gate.candidates}; delete {out} to retrain "
+                               "it.")
+            name = "end" if path.name == CHECKPOINT_DIR else path.name
+            candidates[name if i == 1 else f"learner{i}-{name}"] = path
     return run_gate(cfg, candidates, run.checkpoint(k - 1), run.gen(k) / GATE_DIR, k,
                     show_progress=show_progress)
 

@@ -94,10 +94,12 @@ def train_stage(cfg: Config, run_dir: str, k: int) -> dict[str, Any]:
     run = run_of(run_dir)
     progress = Progress(f"{run_slug(run_dir)}-gen-{k:03d}-train", f"gen {k} training: steps")
     ckpt = pipeline.train_generation(cfg, run, k, on_progress=progress)
-    summary = json.loads((run.gen(k) / "train" / "train_summary.json").read_text())
-    get_run_logger().info("gen %d trained %d steps at %.0f timesteps/s -> %s", k,
-                          summary["steps"], summary["timesteps_per_s"], ckpt)
-    return {"checkpoint": str(ckpt), **summary}
+    summaries = {i: json.loads((run.learner(k, i) / "train_summary.json").read_text())
+                 for i in range(1, cfg.gate.learners + 1)}  # several for the gate to choose among
+    for i, s in summaries.items():
+        get_run_logger().info("gen %d trained %d steps at %.0f timesteps/s -> %s", k, s["steps"],
+                              s["timesteps_per_s"], run.learner(k, i) / "checkpoint")
+    return {"checkpoint": str(ckpt), **summaries[1]}
 
 
 @task(name="gate", **cached("gate"), timeout_seconds=6 * HOUR, **RETRY)

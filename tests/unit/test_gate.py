@@ -177,3 +177,51 @@ def test_the_report_says_what_the_gate_chose_and_what_the_learner_trains_on():
     d["gates"][1] = {**rec, "lineage": "learner"}
     assert "own end: `gate.lineage=learner`" in "\n".join(gate_table(d))
     assert gate_table({"gens": [0], "names": {}, "gates": {}}) == []
+
+
+def test_learners_config_checks_and_hash():
+    base = load_config(["gate.battles=200"])
+    assert base.gate.learners == 1
+    assert load_config(["gate.battles=200", "gate.learners=1"]).hash() == base.hash()
+    assert load_config(["gate.battles=200", "gate.learners=2"]).hash() != base.hash()
+    with pytest.raises(ConfigError, match=r"gate\.learners=0"):
+        load_config(["gate.learners=0"])
+    # several learners need a gate to choose among them, and one lineage to grow from
+    with pytest.raises(ConfigError, match=r"gate\.learners=2 .*gate\.battles=0"):
+        load_config(["gate.learners=2"])
+    with pytest.raises(ConfigError, match=r"gate\.lineage='learner'.*gate\.lineage=chosen"):
+        load_config(["gate.battles=200", "gate.learners=2", "gate.lineage=learner"])
+
+
+def test_several_learners_train_on_seeds_of_their_own_and_all_play_the_gate(monkeypatch,
+                                                                            tmp_path):
+    data = structured_dataset(tmp_path / "d")
+    small = ["model.context=8", "train.batch_size=16", "train.warmup_steps=5",
+             "train.progress=false", "train.steps=10", "train.checkpoint_every=10"]
+    gen0 = train(load_config(small), [data], tmp_path / "gen0")
+    monkeypatch.setattr(pipeline, "training_data", lambda *a: ([data], [1.0]))
+
+    def run_with(learners: int) -> Run:
+        run = Run(tmp_path / f"run-{learners}")
+        (run.gen(0) / "train").mkdir(parents=True)
+        (run.gen(0) / "train" / "checkpoint").symlink_to(gen0)
+        cfg = load_config([*small, "gate.battles=10", f"gate.learners={learners}",
+                           "gate.candidates=[0.5,1.0]"])
+        assert pipeline.train_generation(cfg, run, 1) == run.trained(1)
+        seen = {}
+        monkeypatch.setattr(pipeline, "run_gate", lambda cfg, cands, *a, **kw: seen.update(cands))
+        pipeline.gate_generation(cfg, run, 1)
+        assert seen == {name: run.gen(1) / place for name, place in (
+            ("step-000005", "train/candidates/step-000005"), ("end", "train/checkpoint"),
+            ("learner2-step-000005", "train-2/candidates/step-000005"),
+            ("learner2-end", "train-2/checkpoint"))[:2 * learners]}
+        return run
+
+    one, two = run_with(1), run_with(2)
+    weights = {name: load_checkpoint(path)[0].state_dict() for name, path in (
+        ("one", one.trained(1)), ("first", two.trained(1)),
+        ("second", two.learner(1, 2) / "checkpoint"))}
+    # the first learner trains as a single one would, the second on its own seed
+    assert all(torch.equal(v, weights["first"][k]) for k, v in weights["one"].items())
+    assert any(not torch.equal(v, weights["second"][k]) for k, v in weights["one"].items())
+    assert pipeline.learner_seed(7, 1) == 7 and pipeline.learner_seed(7, 2) != 7
