@@ -4,12 +4,12 @@ A fine-tune can overshoot: one generation in several came out weaker than its pa
 its interval (docs/strength.md). Each candidate, the end of generation k's training or a
 checkpoint part-way through it (`gate.candidates`), of each of the `gate.learners` fine-tunes,
 plays generation k−1 `gate.battles` times, every candidate on the same team pairs and battle
-seeds. The best becomes generation k if it wins
-at least `gate.min_win_rate`; else generation k−1's weights carry on as generation k (its data
-still joins the replay window). The games use `gate.team_set`, by default the selection split
-(`gen1ou_select`): teams collection never samples, so the gate sees how a candidate plays teams it
-has not trained on, and that evaluation never plays, so the figures a run is judged by take no
-part in the choice (train / select / evaluate). The games are kept apart from the rating games.
+seeds. The best becomes generation k if it wins at least `gate.min_win_rate`; else generation
+k−1's weights carry on as generation k (its data still joins the replay window). The games use
+`gate.team_set`, by default the selection split (`gen1ou_select`): teams collection never
+samples, so the gate sees how a candidate plays teams it has not trained on, and that
+evaluation never plays, so the figures a run is judged by take no part in the choice (train /
+select / evaluate). The games are kept apart from the rating games.
 
     gen-NNN/gate/games/<candidate>/   the gate's games (trajectories of both sides)
     gen-NNN/gate/gate.parquet         their results (not `games.parquet`: never rated)
