@@ -1,4 +1,6 @@
-"""The battle state every player tracks: poke-env's `Battle`, minus work a request repeats.
+"""The battle state the heuristic baselines track: poke-env's `Battle`, minus work a request
+repeats. (Players whose choices read only the observation, the policy and `random`, track Gen 1
+battles with `Gen1Battle` instead: metamon_sp/gen1_battle.py.)
 
 Each request lists the player's whole team, and poke-env re-applies every entry to its Pokémon
 (HP and status string parsed again, every move looked up through its move set's properties):

@@ -154,7 +154,9 @@ def action_to_order(action: int, battle: Battle) -> BattleOrder:
         raise ValueError(f"action {action} is not legal in {battle.battle_tag} turn {battle.turn}")
     if action < N_MOVES:
         return SingleBattleOrder(f"/choose move {action + 1}")
-    return SingleBattleOrder(list(battle.team.values())[action - N_MOVES])
+    mon = list(battle.team.values())[action - N_MOVES]
+    # poke-env's order names a poke-env Pokémon; a `Gen1Battle`'s is named the same way
+    return SingleBattleOrder(mon if isinstance(mon, Pokemon) else f"/choose switch {mon.name}")
 
 
 def order_to_action(order: BattleOrder, battle: Battle) -> int | None:
@@ -220,11 +222,14 @@ def _move_outcomes(battle: Battle) -> dict[str, tuple[str, bool]]:
         if kind == "move":
             current = "own" if ev[2].startswith(role) else "opp"
             move_id = _to_id(ev[3])
-            missed = any(e in ("[miss]", "[still]", "[notarget]") for e in ev[4:])
+            missed = not _MISSED.isdisjoint(ev[4:])
             result[current] = (move_id, not missed)
         elif kind in ("-miss", "-fail", "-immune") and current in result:
             result[current] = (result[current][0], False)
     return result
+
+
+_MISSED = frozenset({"[miss]", "[still]", "[notarget]"})
 
 
 @lru_cache(maxsize=1 << 12)

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import numpy as np
-from poke_env.battle import Battle
+from poke_env.battle import Battle, Status
 from poke_env.player import MaxBasePowerPlayer, Player, RandomPlayer, SimpleHeuristicsPlayer
 from poke_env.player.battle_order import BattleOrder
 
 from metamon_sp.battle_state import make_lean
+from metamon_sp.gen1_battle import Gen1Battle
 from metamon_sp.features import (N_ACTIONS, N_CAT, N_NUM, Observation, action_to_order,
                                  default_action, featurize, order_to_action, reward_facts)
 from metamon_sp.teams import fingerprint
@@ -35,10 +36,27 @@ log = logging.getLogger(__name__)
 _NOT_SEARCHED = np.full((2, N_ACTIONS), np.nan, np.float32)  # shared by every unsearched decision
 _NOT_SEARCHED.setflags(write=False)
 
+class Gen1HeuristicsPlayer(SimpleHeuristicsPlayer):
+    """`simple_heuristics`, which also switches a frozen Pokémon out. In Gen 1 a freeze never
+    thaws by itself (only an opponent's Fire move does), so a frozen active Pokémon is a slot
+    lost until it leaves; `simple_heuristics` keeps attacking into `cant` messages. The
+    switch-in is the one it rates best against the opponent's active Pokémon. (A teacher for
+    generation 0: the agent it imitates seldom switches at all, docs/strength.md.)"""
+
+    def choose_move(self, battle: Battle) -> BattleOrder:
+        active, opponent = battle.active_pokemon, battle.opponent_active_pokemon
+        if active is not None and opponent is not None and active.status is Status.FRZ \
+                and battle.available_switches:
+            return self.create_order(max(battle.available_switches,
+                                         key=lambda m: self._estimate_matchup(m, opponent)))
+        return super().choose_move(battle)
+
+
 BASELINES: dict[str, type[Player]] = {
     "random": RandomPlayer,
     "max_base_power": MaxBasePowerPlayer,
     "simple_heuristics": SimpleHeuristicsPlayer,
+    "gen1_heuristics": Gen1HeuristicsPlayer,
 }
 
 
@@ -114,8 +132,33 @@ class RecordingMixin:
         self._records: dict[str, _BattleRecord] = {}
 
     # -------------------------------------------------------------------- server messages
+    @property
+    def tracks_gen1(self) -> bool:
+        """Whether this player's battles are `Gen1Battle`s rather than poke-env's: players
+        whose choices read only the observation (and its request), in a Gen 1 singles format.
+        The featurizer sees the same either way (tests/unit/test_gen1_battle.py)."""
+        return False
+
     async def _create_battle(self, split_message: list[str]) -> Any:
-        return make_lean(await super()._create_battle(split_message))  # type: ignore[misc]
+        if not self.tracks_gen1:
+            return make_lean(await super()._create_battle(split_message))  # type: ignore[misc]
+        # poke-env's `Player._create_battle` (pinned version) with our battle class: the same
+        # bookkeeping of concurrent battles, which its message loop and `battle_against` wait on
+        battle_tag = "-".join(split_message)[1:]
+        battles = self._battles  # type: ignore[attr-defined]
+        if battle_tag in battles:
+            return battles[battle_tag]
+        battle = Gen1Battle(battle_tag, self.username,  # type: ignore[attr-defined]
+                            self.logger)  # type: ignore[attr-defined]
+        await self._battle_count_queue.put(None)  # type: ignore[attr-defined]
+        if battle_tag in battles:
+            await self._battle_count_queue.get()  # type: ignore[attr-defined]
+            return battles[battle_tag]
+        async with self._battle_start_condition:  # type: ignore[attr-defined]
+            self._battle_semaphore.release()  # type: ignore[attr-defined]
+            self._battle_start_condition.notify_all()  # type: ignore[attr-defined]
+            battles[battle_tag] = battle
+        return battle
 
     async def _handle_battle_message(self, split_messages: list[list[str]]) -> None:
         tag = split_messages[0][0].lstrip(">")
@@ -159,11 +202,15 @@ class RecordingMixin:
         """An order or an action index. Baselines defer to their poke-env `choose_move`;
         a learned policy overrides this and uses `obs` (already featurized), and may answer
         (action, explored)."""
+        self._seed_decision(battle)
+        return super().choose_move(battle)  # type: ignore[misc]
+
+    def _seed_decision(self, battle: Battle) -> None:
+        """Seed `random` from the player, the battle and the decision: baselines replay."""
         rec = self._records.setdefault(battle.battle_tag, _BattleRecord())
         key = f"{self.decision_seed}|{self.username}|{battle.battle_tag}|{len(rec.actions)}|" \
               f"{rec.invalid}"
         random.seed(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))
-        return super().choose_move(battle)  # type: ignore[misc]
 
     async def _finish_async(self, battle: Battle, obs: Observation, choice: Awaitable) -> BattleOrder:
         result = await choice
@@ -253,6 +300,25 @@ class RecordingMixin:
         super()._battle_finished_callback(battle)  # type: ignore[misc]
 
 
+def _is_gen1_singles(player: Any) -> bool:
+    return player.format.startswith("gen1") and not player.format_is_doubles
+
+
+class RecordingRandomPlayer(RecordingMixin, RandomPlayer):
+    """poke-env's random player, choosing as it does (uniformly among the legal moves and
+    switches, seeded per decision) from the observation's mask, so it needs no poke-env
+    battle and tracks `Gen1Battle`s."""
+
+    @property
+    def tracks_gen1(self) -> bool:
+        return _is_gen1_singles(self)
+
+    def choose_action(self, battle: Battle, obs: Observation) -> int:
+        self._seed_decision(battle)
+        legal = np.flatnonzero(obs.mask)
+        return int(legal[int(random.random() * len(legal))])
+
+
 class PolicyPlayer(RecordingMixin, Player):
     """Plays a checkpoint through a shared, batched `Policy` (see metamon_sp/policy.py)."""
 
@@ -263,6 +329,11 @@ class PolicyPlayer(RecordingMixin, Player):
 
     def attach_match(self, match: Any) -> None:
         self.match = match
+
+    @property
+    def tracks_gen1(self) -> bool:
+        # the search (metamon_sp/search.py) names its choices through poke-env's move objects
+        return _is_gen1_singles(self) and self.policy.cfg.search_rate <= 0
 
     def choose_action(self, battle: Battle, obs: Observation) -> Awaitable[tuple[int, bool]]:
         rqid = (battle.last_request or {}).get("rqid")
@@ -325,7 +396,7 @@ class PolicyPlayer(RecordingMixin, Player):
         super().forget_battle(battle_tag)
 
 
-_CLASSES: dict[type[Player], type[Player]] = {}
+_CLASSES: dict[type[Player], type[Player]] = {RandomPlayer: RecordingRandomPlayer}
 
 
 def recording(cls: type[Player]) -> type[Player]:

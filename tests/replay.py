@@ -11,6 +11,7 @@ import orjson
 from poke_env.battle import Battle
 
 from metamon_sp.battle_state import make_lean
+from metamon_sp.gen1_battle import Gen1Battle
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _IGNORED = {"t:", "init", "title", "j", "J", "l", "L", "deinit", "expire", "uhtmlchange",
@@ -41,20 +42,23 @@ def _feed(battle: Battle, log: dict) -> Iterator[Battle]:
                 battle.parse_message(msg)
 
 
-def _new(log: dict, lean: bool = False) -> Battle:
+def _new(log: dict, lean: bool = False, gen1: bool = False) -> Battle:
+    if gen1:
+        return Gen1Battle(log["battle_tag"], log["username"])  # type: ignore[return-value]
     battle = Battle(log["battle_tag"], log["username"], logging.getLogger("replay"), gen=1)
     return make_lean(battle) if lean else battle
 
 
-def decisions(log: dict, lean: bool = False) -> Iterator[Battle]:
+def decisions(log: dict, lean: bool = False, gen1: bool = False) -> Iterator[Battle]:
     """Yield the battle each time its player must choose (the same object, updated); `lean`:
-    tracked as players track it (metamon_sp/battle_state.py)."""
-    yield from _feed(_new(log, lean), log)
+    tracked as players track it (metamon_sp/battle_state.py); `gen1`: tracked by
+    metamon_sp/gen1_battle.py instead of poke-env."""
+    yield from _feed(_new(log, lean, gen1), log)
 
 
-def final_battle(log: dict) -> Battle:
+def final_battle(log: dict, gen1: bool = False) -> Battle:
     """The battle after its last message."""
-    battle = _new(log)
+    battle = _new(log, gen1=gen1)
     for _ in _feed(battle, log):
         pass
     assert battle.finished, f"{log['battle_tag']} did not finish in the recording"
