@@ -25,9 +25,9 @@ from poke_env.player import MaxBasePowerPlayer, Player, RandomPlayer, SimpleHeur
 from poke_env.player.battle_order import BattleOrder
 
 from metamon_sp.battle_state import make_lean
-from metamon_sp.gen1_battle import Gen1Battle
 from metamon_sp.features import (N_ACTIONS, N_CAT, N_NUM, Observation, action_to_order,
                                  default_action, featurize, order_to_action, reward_facts)
+from metamon_sp.gen1_battle import Gen1Battle
 from metamon_sp.teams import fingerprint
 from metamon_sp.trajectories import Trajectory
 
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _NOT_SEARCHED = np.full((2, N_ACTIONS), np.nan, np.float32)  # shared by every unsearched decision
 _NOT_SEARCHED.setflags(write=False)
+
 
 class Gen1HeuristicsPlayer(SimpleHeuristicsPlayer):
     """`simple_heuristics`, which also switches a frozen Pokémon out. In Gen 1 a freeze never
