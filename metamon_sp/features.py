@@ -1,7 +1,8 @@
 """The one Gen 1 featurizer: battle → observation, legality mask, reward facts; action ↔ order.
 
-The same functions serve live play (players call them on poke-env `Battle` objects), stored data
-(trajectories hold exactly what they returned) and evaluation.
+The same functions serve live play (players call them on poke-env `Battle` objects, or on the
+`Gen1Battle`s of metamon_sp/gen1_battle.py, which read the same), stored data (trajectories hold
+exactly what they returned) and evaluation.
 
 Action space (fixed, N_ACTIONS = 10):
     0..3  the i-th move of the current request, i.e. Showdown's `/choose move i+1`. When the

@@ -89,6 +89,7 @@ def _details(details: str) -> tuple[str, int]:
     return species, level
 
 
+@lru_cache(maxsize=1 << 14)  # the same few hundred strings recur in every battle
 def _hp_status(hp_status: str) -> tuple[int, int, Status | None, bool]:
     """(current HP, max HP, status, fainted) of a condition string; `fainted` means "0 fnt"."""
     if hp_status == "0 fnt":
