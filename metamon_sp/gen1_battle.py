@@ -22,8 +22,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from poke_env.battle import Effect, PokemonType, Status
-from poke_env.battle.move import SPECIAL_MOVES
+from poke_env.battle import Effect, Move, PokemonType, Status
 from poke_env.data import GenData
 from poke_env.data.normalize import to_id_str
 
@@ -36,20 +35,12 @@ _FAILED_SUFFIXES = ("[miss]", "[still]", "[notarget]")
 _LOCKED = {"[from] lockedmove", "[from]lockedmove", "[from] Sky Attack"}
 
 
-@lru_cache(maxsize=None)
-def move_id(name: str) -> str:
-    """poke-env's `Move.retrieve_id`."""
-    move = to_id_str(name)
-    for prefix in ("return", "frustration", "hiddenpower"):
-        if move.startswith(prefix):
-            return prefix
-    return move
+move_id = lru_cache(maxsize=None)(Move.retrieve_id)
 
 
 @lru_cache(maxsize=None)
 def _storable(mid: str) -> bool:
-    """poke-env's `Move.should_be_stored` in Gen 1 (no Z- or Max moves exist there)."""
-    return mid not in SPECIAL_MOVES and mid in _DEX.moves
+    return Move.should_be_stored(mid, GEN)
 
 
 @lru_cache(maxsize=None)
@@ -72,23 +63,6 @@ def _species(species: str) -> tuple[str, dict[str, int], PokemonType, PokemonTyp
             PokemonType.from_name(types[1]) if len(types) > 1 else None)
 
 
-@lru_cache(maxsize=None)
-def _details(details: str) -> tuple[str, int]:
-    """(species, level) of a details string, as poke-env's `_update_from_details` reads it."""
-    parts = [p for p in details.replace(", shiny", "").split(", ") if not p.startswith("tera:")]
-    level = 100
-    if len(parts) == 3:
-        species, lv = parts[0], parts[1]
-        level = int(lv[1:])
-    elif len(parts) == 2:
-        species = parts[0]
-        if parts[1].startswith("L"):
-            level = int(parts[1][1:])
-    else:
-        species = to_id_str(parts[0])
-    return species, level
-
-
 @lru_cache(maxsize=1 << 14)  # the same few hundred strings recur in every battle
 def _hp_status(hp_status: str) -> tuple[int, int, Status | None, bool]:
     """(current HP, max HP, status, fainted) of a condition string; `fainted` means "0 fnt"."""
@@ -106,17 +80,16 @@ def _hp_status(hp_status: str) -> tuple[int, int, Status | None, bool]:
 class Gen1Mon:
     """One Pokémon as one side sees it; the attributes the featurizer and `damage` read."""
 
-    __slots__ = ("species", "base_species_stats", "level", "_type_1", "_type_2", "_temp_types",
+    __slots__ = ("species", "base_species_stats", "_type_1", "_type_2", "_temp_types",
                  "_temp_base_stats", "active", "status", "fainted", "status_counter",
                  "current_hp", "max_hp", "current_hp_fraction", "stats", "boosts", "effects",
                  "must_recharge", "moves", "_base_moves", "_transform_moves", "_mimic",
                  "_transform_mimic",
-                 "_last_request", "_last_details", "name", "revealed")
+                 "_last_request", "_last_details", "name")
 
     def __init__(self, *, details: str = "", request: dict[str, Any] | None = None,
                  name: str = ""):
         self.species = ""
-        self.level = 100
         self._last_details = ""
         self._temp_types: list[PokemonType] = []
         self._temp_base_stats: dict[str, int] | None = None
@@ -139,7 +112,6 @@ class Gen1Mon:
         self.moves: dict[str, None] = self._base_moves
         self._last_request: dict[str, Any] | None = {}
         self.name = name
-        self.revealed = False
         if request:
             self.update_from_request(request)
         elif details:
@@ -195,10 +167,9 @@ class Gen1Mon:
         if details == self._last_details:
             return
         self._last_details = details
-        species, self.level = _details(details)
-        if species != self.species:
-            self.species, self.base_species_stats, self._type_1, self._type_2 = \
-                _species(species)
+        # the species leads the details ("Snorlax, L88"); level, gender and shine are not read
+        self.species, self.base_species_stats, self._type_1, self._type_2 = \
+            _species(details.split(", ")[0])
 
     def update_from_request(self, entry: dict[str, Any]) -> None:
         self.active = entry["active"]
@@ -307,7 +278,6 @@ class Gen1Mon:
         self.active = True
         if details:
             self._update_from_details(details)
-        self.revealed = True
 
     def switch_out(self) -> None:
         self.active = False
