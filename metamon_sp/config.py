@@ -31,6 +31,7 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
 """Only change how fast, how often or how visibly the same results are made."""
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
                    "train.first_steps": 0, "train.first_lr": 0.0, "damping.generations": 0,
+                   "train.lr_schedule": "constant", "train.lr_final": 0.1,
                    "train.search_weight": 1.0, "train.search_beta": 0.0,
                    "collect.search_rate": 0.0,
                    "collect.search_forks": 8, "collect.search_depth": 3,
@@ -46,6 +47,7 @@ HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.em
 before the knob existed keeps its folder and resumes."""
 RUNNERS = ("auto", "threads", "processes", "dask")
 PRECISIONS = ("fp32", "tf32", "bf16")
+LR_SCHEDULES = ("constant", "cosine")
 LINEAGES = ("chosen", "learner")
 
 
@@ -300,6 +302,11 @@ class TrainConfig:
     """Learning rate of generation 1's fine-tune alone (0: `lr`)."""
     batch_size: int = 32
     lr: float = 3e-4
+    lr_schedule: str = "constant"
+    """After the warmup: constant (`lr` to the last step) or cosine (from `lr` down to
+    `lr_final`·`lr` at the last step, the end of a fine-tune taken in small steps)."""
+    lr_final: float = 0.1
+    """The cosine schedule's last learning rate, as a fraction of `lr`."""
     weight_decay: float = 0.01
     warmup_steps: int = 100
     grad_clip: float = 1.0
@@ -362,6 +369,9 @@ class TrainConfig:
                ">= 0 (0: generation 1 trains at `train.lr` like the others)")
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _check(self.lr > 0, "train.lr", self.lr, "> 0")
+        _check(self.lr_schedule in LR_SCHEDULES, "train.lr_schedule", self.lr_schedule,
+               "one of " + ", ".join(LR_SCHEDULES))
+        _check(0 <= self.lr_final <= 1, "train.lr_final", self.lr_final, "in [0, 1]")
         _check(0 < self.tau <= 1, "train.tau", self.tau, "in (0, 1]")
         _check(self.actor_filter in ("binary", "exp", "none"), "train.actor_filter",
                self.actor_filter, "one of binary, exp, none")

@@ -324,6 +324,18 @@ def total_steps(tc: TrainConfig, data: OfflineData, context: int) -> int:
     return tc.steps
 
 
+def learning_rate(tc: TrainConfig, step: int, steps: int) -> float:
+    """The learning rate of optimizer step `step` (0-based) of `steps`: a linear warmup over
+    `warmup_steps`, then `lr` (constant) or a cosine from `lr` to `lr_final`·`lr` at the last
+    step. A function of the step alone, so a resumed training continues the same schedule."""
+    lr = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
+    decay_steps = steps - tc.warmup_steps
+    if tc.lr_schedule == "cosine" and decay_steps > 0:
+        done = min(1.0, max(0, step + 1 - tc.warmup_steps) / decay_steps)
+        lr *= tc.lr_final + (1 - tc.lr_final) * 0.5 * (1 + math.cos(math.pi * done))
+    return lr
+
+
 def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
           init: Path | str | None = None, generation: int = 0,
           on_progress: Callable[[int, int], None] | None = None,
@@ -388,7 +400,7 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     try:
         for step in range(start, steps):
             batch = data.sample(tc.batch_size, mc.context, rng).to(device)
-            lr = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
+            lr = learning_rate(tc, step, steps)
             for group in opt.param_groups:  # the controller steers the actor's step only
                 group["lr"] = lr * (controller.state.lr_scale if group["name"] == "actor" else 1.0)
             kl_coef, ent_coef = controller.kl_coef(step), controller.ent_coef(step)

@@ -23,6 +23,8 @@ def test_defaults_and_groups_compose():
     ("format=gen9ou", "format"),
     ("train.first_steps=-1", "train.first_steps"),
     ("train.first_lr=-0.001", "train.first_lr"),
+    ("train.lr_schedule=linear", "train.lr_schedule"),
+    ("train.lr_final=1.5", "train.lr_final"),
     ("damping.generations=-1", "damping.generations"),
 ])
 def test_bad_values_fail_naming_the_key(override, named):

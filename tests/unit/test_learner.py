@@ -215,6 +215,32 @@ def test_the_controller_scales_the_actors_learning_rate_only(data, tmp_path):
     assert checks["steps"] == 35 and 0 <= checks["in_band_frac"] <= 1
 
 
+def test_the_cosine_schedule_warms_up_then_falls_to_its_final_fraction():
+    cfg = load_config(["train.lr=1e-3", "train.warmup_steps=10", "train.lr_schedule=cosine",
+                       "train.lr_final=0.1"]).train
+    lr = [train_mod.learning_rate(cfg, s, 110) for s in range(110)]
+    assert lr[0] == pytest.approx(1e-4) and lr[9] == pytest.approx(1e-3)  # the warmup
+    assert lr[59] == pytest.approx(0.55e-3)  # half way: the middle of lr and lr_final·lr
+    assert lr[-1] == pytest.approx(1e-4)
+    assert all(a >= b for a, b in zip(lr[9:], lr[10:]))
+    constant = load_config(["train.lr=1e-3", "train.warmup_steps=10"]).train
+    assert [train_mod.learning_rate(constant, s, 110) for s in (9, 60, 109)] == [1e-3] * 3
+    # a fine-tune no longer than its warmup never decays
+    assert train_mod.learning_rate(cfg, 4, 5) == pytest.approx(5e-4)
+
+
+def test_a_cosine_training_logs_its_schedule_and_resumes_exactly(data, tmp_path, monkeypatch):
+    cfg = load_config(FAST + ["train.steps=30", "train.checkpoint_every=10",
+                              "train.lr_schedule=cosine"])
+    a = train(cfg, [data], tmp_path / "a")
+    c = _interrupted_then_resumed(cfg, data, tmp_path / "c", monkeypatch, "learning_rate")
+    wa, wc = (load_checkpoint(p)[0].state_dict() for p in (a, c))
+    assert all(torch.equal(wa[k], wc[k]) for k in wa)
+    lrs = [r["train/lr"] for r in read_metrics(tmp_path / "c" / "metrics.jsonl")]
+    assert lrs == pytest.approx([train_mod.learning_rate(cfg.train, s, 30) for s in range(30)])
+    assert lrs[-1] == pytest.approx(cfg.train.lr * cfg.train.lr_final)
+
+
 def test_reduced_precision_on_a_cpu_fails_before_anything_is_written(data, tmp_path):
     cfg = load_config(FAST + ["train.steps=3", "train.device=cpu", "train.precision=bf16"])
     with pytest.raises(ConfigError, match=r"train\.precision=bf16 needs a CUDA device.*"
