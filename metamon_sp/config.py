@@ -31,7 +31,7 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
 """Only change how fast, how often or how visibly the same results are made."""
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
                    "train.first_steps": 0, "train.first_lr": 0.0, "damping.generations": 0,
-                   "train.lr_schedule": "constant", "train.lr_final": 0.1,
+                   "train.lr_schedule": "constant", "train.lr_final": 0.1, "train.q_beta": 0.0,
                    "train.search_weight": 1.0, "train.search_beta": 0.0,
                    "collect.search_rate": 0.0,
                    "collect.search_forks": 8, "collect.search_depth": 3,
@@ -343,6 +343,13 @@ class TrainConfig:
     are rollout scores in [0, 1], one Pokémon's worth ~1/12. 0: off."""
     pi_coef: float = 0.0
     """Weight of the policy-improvement term −E_π Q."""
+    q_beta: float = 0.0
+    """Where > 0, the actor also learns, at every decision and over all its legal actions, the
+    parent's policy improved by the critic: π_T ∝ π_ref·exp(β·(Q − max Q)), the maximiser of
+    E_π Q − KL(π ‖ π_ref)/β (the E-step of MPO, with the generation's parent as the prior), by
+    cross-entropy at weight 1. It reaches the actions the data did not take, which the
+    advantage filter cannot; Q in scaled reward units (a decision's advantages ~0.02). Costs
+    the parent's forward pass per step. 0: off."""
     critic_coef: float = 1.0
     device: str = "auto"
     """cpu, cuda, or auto (cuda when present)."""
@@ -380,6 +387,7 @@ class TrainConfig:
         _check(0 <= self.ema < 1, "train.ema", self.ema, "in [0, 1)")
         _check(self.search_weight >= 0, "train.search_weight", self.search_weight, ">= 0")
         _check(self.search_beta >= 0, "train.search_beta", self.search_beta, ">= 0")
+        _check(self.q_beta >= 0, "train.q_beta", self.q_beta, ">= 0")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
                "train.device", self.device, "auto, cpu, cuda or cuda:N")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")

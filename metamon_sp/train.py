@@ -185,6 +185,16 @@ def advantage_weights(adv: torch.Tensor, tc: TrainConfig,
     return torch.where(explored, (adv > 0).float(), ones) if margin else ones
 
 
+def q_improved(prior_logp: torch.Tensor, q: torch.Tensor, mask: torch.Tensor, beta: float
+               ) -> torch.Tensor:
+    """π_T ∝ π_prior·exp(β·(Q − max Q)) over the legal actions (…, A), detached: the policy
+    that maximises E_π Q − KL(π ‖ π_prior)/β (see `train.q_beta`)."""
+    top = q.masked_fill(~mask, -math.inf).max(-1, keepdim=True).values
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # padding: no legal action
+    logits = masked_logits(prior_logp + beta * (q - top), mask)
+    return F.softmax(logits, dim=-1).detach()
+
+
 def search_target(prior: torch.Tensor, mask: torch.Tensor, values: torch.Tensor, beta: float
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """π_T ∝ prior·exp(β·(v − max v)) over the legal actions (see `train.search_beta`), from
@@ -273,13 +283,18 @@ def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: T
     entropy = -_masked_mean((probs * logp0).sum(-1), valid)
 
     # ---- damping: reverse KL to the reference policy, entropy bonus
+    q_target_loss = torch.zeros((), device=batch.num.device)
     if ref is not None:
         with torch.no_grad():
             _, ref_logp0 = policy_log_probs(ref.actor(ref.trunk(batch.num, batch.cat)), mask)
         kl_ref = _masked_mean((probs * (logp0 - ref_logp0)).sum(-1), valid)
+        if tc.q_beta > 0:  # the parent improved by the critic, over every legal action
+            target = q_improved(ref_logp0, q_pi, mask, tc.q_beta)
+            q_target_loss = -_masked_mean((target * logp0).sum(-1), valid)
     else:  # no damping this step and no measurement: skip the reference's forward pass
         kl_ref = torch.zeros((), device=batch.num.device)
-    actor_loss = bc_loss + tc.pi_coef * pi_loss + kl_coef * kl_ref - ent_coef * entropy
+    actor_loss = (bc_loss + q_target_loss + tc.pi_coef * pi_loss + kl_coef * kl_ref
+                  - ent_coef * entropy)
     loss = actor_loss + tc.critic_coef * critic_loss
     metrics = {
         "train/actor_loss": actor_loss, "train/critic_loss": critic_loss,
@@ -297,6 +312,7 @@ def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: T
         **({"train/valued_frac": _masked_mean(valued, valid),
             "train/search_kl": search_kl} if valued is not None else {}),
         **({"damping/kl_ref": kl_ref} if ref is not None else {}),
+        **({"train/q_target_loss": q_target_loss} if tc.q_beta > 0 else {}),
     }
     terms = {"critic": critic_loss, "bc": bc_loss, "pi": pi_loss, "entropy": entropy,
              "kl_ref": kl_ref}
@@ -408,7 +424,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             # the controller steers by them, else every KL_MEASURE_EVERY steps, for the curves
             measured = (dc.adaptive or (step + 1) % KL_MEASURE_EVERY == 0 or step + 1 == steps)
             with autocast(tc.precision, device):
-                out = compute_losses(model, ref if kl_coef > 0 or measured else None, batch, tc,
+                needs_ref = kl_coef > 0 or measured or tc.q_beta > 0
+                out = compute_losses(model, ref if needs_ref else None, batch, tc,
                                      gammas, kl_coef, ent_coef, losses)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()

@@ -25,6 +25,7 @@ def test_defaults_and_groups_compose():
     ("train.first_lr=-0.001", "train.first_lr"),
     ("train.lr_schedule=linear", "train.lr_schedule"),
     ("train.lr_final=1.5", "train.lr_final"),
+    ("train.q_beta=-1", "train.q_beta"),
     ("damping.generations=-1", "damping.generations"),
 ])
 def test_bad_values_fail_naming_the_key(override, named):

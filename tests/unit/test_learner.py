@@ -277,3 +277,28 @@ def test_reduced_precision_trains_on_cuda_and_restores_torchs_switches(data, tmp
     assert torch.backends.cuda.matmul.allow_tf32 == before
     summary = json.loads((tmp_path / "run" / train_mod.SUMMARY).read_text())
     assert summary["device"].startswith("cuda") and summary["peak_gpu_mem_gb"] > 0
+
+
+def test_the_critics_improvement_of_the_parent_is_mpos_closed_form():
+    prior = torch.log(torch.tensor([[0.5, 0.3, 0.2, 0.0], [0.25, 0.25, 0.25, 0.25],
+                                    [0.0, 0.0, 0.0, 0.0]]))
+    mask = torch.tensor([[True, True, True, False], [True] * 4, [False] * 4])
+    q = torch.tensor([[0.0, 0.02, -0.02, 5.0], [0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.0, 0.0]])
+    logp0 = prior.masked_fill(~mask, 0.0)
+    target = train_mod.q_improved(logp0, q, mask, beta=50.0)
+    expected = torch.tensor([0.5, 0.3 * np.e, 0.2 / np.e])
+    assert torch.allclose(target[0, :3], expected / expected.sum())
+    assert target[0, 3] == 0  # an illegal action, whatever its Q
+    assert torch.allclose(target[1], torch.full((4,), 0.25))  # equal Q: the prior itself
+    assert torch.isfinite(target[2]).all()  # padding stays finite
+    assert torch.allclose(train_mod.q_improved(logp0, q, mask, beta=1e-9)[0, :3],
+                          torch.tensor([0.5, 0.3, 0.2]), atol=1e-6)
+
+
+def test_q_beta_trains_towards_the_improved_parent_and_logs_it(data, tmp_path):
+    cfg = load_config(FAST + ["train.steps=20", "train.q_beta=50"])
+    train(cfg, [data], tmp_path / "run")
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert all(np.isfinite(r["train/q_target_loss"]) and r["train/q_target_loss"] > 0
+               for r in rows)
+    assert all("damping/kl_ref" in r for r in rows)  # the parent ran every step
