@@ -16,10 +16,6 @@
 //                       "forks": K}]
 //                            a search's answer
 //
-// A side's log update and the request that follows it in the same step of the battle go out as
-// one row (the lines in the server's order): half the rows, and half the messages Python
-// dispatches, per decision.
-//
 // Like the server: teams are validated and normalised by the TeamValidator (a Gen 1 set would
 // otherwise keep an ability), only each player's own channel of `|split|` lines reaches it, and
 // every request carries an `rqid` counted per battle. The process exits when stdin closes, so
@@ -77,8 +73,7 @@ function start(msg) {
   if (battles.has(tag)) throw new Error(`battle ${tag} already exists (tags are never reused)`);
   const p1Team = normalisedTeam(msg.format, msg.p1[1]);
   const p2Team = normalisedTeam(msg.format, msg.p2[1]);
-  const state = {battle: null, rqid: 0, started: {p1: false, p2: false},
-                 pending: {p1: [], p2: []}, end: null};
+  const state = {battle: null, rqid: 0, started: {p1: false, p2: false}};
   battles.set(tag, state);
   const title = `|init|battle\n|title|${msg.p1[0]} vs. ${msg.p2[0]}\n`;
   const send = (type, data) => {
@@ -90,7 +85,7 @@ function start(msg) {
           state.started[side] = true;
           text = title + text;
         }
-        if (text) state.pending[side].push(text);
+        emit([tag, side, text]);
       }
     } else if (type === 'sideupdate') {
       const nl = data.indexOf('\n');
@@ -100,32 +95,16 @@ function start(msg) {
         // (spliced into the JSON text: parsing and printing a request costs more than its battle turn)
         text = text.slice(0, -1) + `,"rqid":${++state.rqid}}`;
       }
-      state.pending[side].push(text);
+      emit([tag, side, text]);
     } else if (type === 'end') {
       const log = JSON.parse(Array.isArray(data) ? data.join('\n') : data);
-      state.end = log.winner || '';
+      emit([tag, 'end', log.winner || '']);
     }
   };
   state.battle = new Battle({formatid: msg.format, seed: msg.seed, send});
   state.battle.setPlayer('p1', {name: msg.p1[0], team: p1Team});
   state.battle.setPlayer('p2', {name: msg.p2[0], team: p2Team});
   state.battle.sendUpdates();
-  drain(tag, state);
-}
-
-// What one input did to a battle, a row per side (then its end).
-function drain(tag, state) {
-  for (const side of ['p1', 'p2']) {
-    const texts = state.pending[side];
-    if (texts.length) {
-      emit([tag, side, texts.join('\n')]);
-      state.pending[side] = [];
-    }
-  }
-  if (state.end !== null) {
-    emit([tag, 'end', state.end]);
-    state.end = null;
-  }
 }
 
 function handle(msg) {
@@ -150,7 +129,6 @@ function handle(msg) {
     throw new Error(`unknown command ${JSON.stringify(msg.t)}`);
   }
   state.battle.sendUpdates();
-  drain(msg.id, state);
 }
 
 const rl = readline.createInterface({input: process.stdin, crlfDelay: Infinity});
