@@ -304,7 +304,8 @@ class TrainConfig:
     lr: float = 3e-4
     lr_schedule: str = "constant"
     """After the warmup: constant (`lr` to the last step) or cosine (from `lr` down to
-    `lr_final`·`lr` at the last step, the end of a fine-tune taken in small steps)."""
+    `lr_final`·`lr` at the last step, the end of a fine-tune taken in small steps). Cosine
+    made S45's loop no stronger (docs/strength.md, COS)."""
     lr_final: float = 0.1
     """The cosine schedule's last learning rate, as a fraction of `lr`."""
     weight_decay: float = 0.01
@@ -349,7 +350,8 @@ class TrainConfig:
     E_π Q − KL(π ‖ π_ref)/β (the E-step of MPO, with the generation's parent as the prior), by
     cross-entropy at weight 1. It reaches the actions the data did not take, which the
     advantage filter cannot; Q in scaled reward units (a decision's advantages ~0.02). Costs
-    the parent's forward pass per step. 0: off."""
+    the parent's forward pass per step. At 50 it held each generation next to its parent and
+    the loop gained less (docs/strength.md, QB). 0: off."""
     critic_coef: float = 1.0
     device: str = "auto"
     """cpu, cuda, or auto (cuda when present)."""

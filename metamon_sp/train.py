@@ -282,7 +282,8 @@ def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: T
     pi_loss = -_masked_mean((probs * q_pi).sum(-1), valid)
     entropy = -_masked_mean((probs * logp0).sum(-1), valid)
 
-    # ---- damping: reverse KL to the reference policy, entropy bonus
+    # ---- the reference policy (the parent): damping's reverse KL and entropy bonus, and the
+    # critic's improvement of it (`train.q_beta`)
     q_target_loss = torch.zeros((), device=batch.num.device)
     if ref is not None:
         with torch.no_grad():
@@ -315,7 +316,7 @@ def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: T
         **({"train/q_target_loss": q_target_loss} if tc.q_beta > 0 else {}),
     }
     terms = {"critic": critic_loss, "bc": bc_loss, "pi": pi_loss, "entropy": entropy,
-             "kl_ref": kl_ref}
+             "kl_ref": kl_ref, "q_target": q_target_loss}
     return loss, terms, logp.detach(), {k: v.detach().float() for k, v in metrics.items()}
 
 

@@ -302,3 +302,12 @@ def test_q_beta_trains_towards_the_improved_parent_and_logs_it(data, tmp_path):
     assert all(np.isfinite(r["train/q_target_loss"]) and r["train/q_target_loss"] > 0
                for r in rows)
     assert all("damping/kl_ref" in r for r in rows)  # the parent ran every step
+    cfg_off = load_config(FAST + ["train.steps=3"])
+    model = PolicyModel(cfg_off.model)
+    batch = OfflineData([data], REWARDS["binary"], 0.01).sample(
+        4, cfg_off.model.context, np.random.default_rng(0))
+    gammas = torch.tensor(cfg_off.model.gammas)
+    off = compute_losses(model, model, batch, cfg_off.train, gammas, 0.0, 0.0)
+    on = compute_losses(model, model, batch, cfg.train, gammas, 0.0, 0.0)
+    assert off.terms["q_target"].item() == 0 and on.terms["q_target"].item() > 0
+    assert torch.isclose(on.loss - off.loss, on.terms["q_target"])
