@@ -185,10 +185,11 @@ def advantage_weights(adv: torch.Tensor, tc: TrainConfig,
     return torch.where(explored, (adv > 0).float(), ones) if margin else ones
 
 
-def q_improved(prior_logp: torch.Tensor, q: torch.Tensor, mask: torch.Tensor, beta: float
-               ) -> torch.Tensor:
+def improved_policy(prior_logp: torch.Tensor, q: torch.Tensor, mask: torch.Tensor, beta: float
+                    ) -> torch.Tensor:
     """π_T ∝ π_prior·exp(β·(Q − max Q)) over the legal actions (…, A), detached: the policy
-    that maximises E_π Q − KL(π ‖ π_prior)/β (see `train.q_beta`)."""
+    that maximises E_π Q − KL(π ‖ π_prior)/β (`train.q_beta` with the critic's Q,
+    `train.search_beta` with the search's values)."""
     top = q.masked_fill(~mask, -math.inf).max(-1, keepdim=True).values
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # padding: no legal action
     logits = masked_logits(prior_logp + beta * (q - top), mask)
@@ -208,9 +209,7 @@ def search_target(prior: torch.Tensor, mask: torch.Tensor, values: torch.Tensor,
     pk = (p * known).sum(-1, keepdim=True)
     mean = (p * v).sum(-1, keepdim=True) / pk.clamp(min=1e-12)
     completed = torch.where(known, v, mean)
-    top = completed.masked_fill(~mask, -math.inf).max(-1, keepdim=True).values
-    logits = masked_logits(p.clamp(min=1e-8).log() + beta * (completed - top), mask)
-    return F.softmax(logits, dim=-1), rows
+    return improved_policy(p.clamp(min=1e-8).log(), completed, mask, beta), rows
 
 
 def _search_value_loss(logp0: torch.Tensor, mask: torch.Tensor, batch: Batch, beta: float
@@ -290,7 +289,7 @@ def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: T
             _, ref_logp0 = policy_log_probs(ref.actor(ref.trunk(batch.num, batch.cat)), mask)
         kl_ref = _masked_mean((probs * (logp0 - ref_logp0)).sum(-1), valid)
         if tc.q_beta > 0:  # the parent improved by the critic, over every legal action
-            target = q_improved(ref_logp0, q_pi, mask, tc.q_beta)
+            target = improved_policy(ref_logp0, q_pi, mask, tc.q_beta)
             q_target_loss = -_masked_mean((target * logp0).sum(-1), valid)
     else:  # no damping this step and no measurement: skip the reference's forward pass
         kl_ref = torch.zeros((), device=batch.num.device)

@@ -285,13 +285,13 @@ def test_the_critics_improvement_of_the_parent_is_mpos_closed_form():
     mask = torch.tensor([[True, True, True, False], [True] * 4, [False] * 4])
     q = torch.tensor([[0.0, 0.02, -0.02, 5.0], [0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.0, 0.0]])
     logp0 = prior.masked_fill(~mask, 0.0)
-    target = train_mod.q_improved(logp0, q, mask, beta=50.0)
+    target = train_mod.improved_policy(logp0, q, mask, beta=50.0)
     expected = torch.tensor([0.5, 0.3 * np.e, 0.2 / np.e])
     assert torch.allclose(target[0, :3], expected / expected.sum())
     assert target[0, 3] == 0  # an illegal action, whatever its Q
     assert torch.allclose(target[1], torch.full((4,), 0.25))  # equal Q: the prior itself
     assert torch.isfinite(target[2]).all()  # padding stays finite
-    assert torch.allclose(train_mod.q_improved(logp0, q, mask, beta=1e-9)[0, :3],
+    assert torch.allclose(train_mod.improved_policy(logp0, q, mask, beta=1e-9)[0, :3],
                           torch.tensor([0.5, 0.3, 0.2]), atol=1e-6)
 
 
