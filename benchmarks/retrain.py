@@ -18,10 +18,35 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from metamon_sp.config import load_config
 from metamon_sp.pipeline import Run, training_data
 from metamon_sp.train import SUMMARY, train
+
+
+def checked_run(run_dir: Path, k: int, run_overrides: str) -> tuple[Run, list[str]]:
+    """The run and its overrides, once `run_overrides` give the run folder's config hash (so the
+    baseline is known to be the run's own) and generation K − 1 exists; else exits saying why."""
+    run, base = Run(run_dir.resolve()), shlex.split(run_overrides)
+    digest = load_config(base).hash()
+    if not run.dir.name.endswith(f"-{digest}"):
+        sys.exit(f"--as {run_overrides!r} gives config hash {digest}, but the run folder is "
+                 f"{run.dir.name}: pass the overrides the run was made with")
+    if k < 1 or not (run.checkpoint(k - 1) / "checkpoint.json").exists():
+        sys.exit(f"generation {k}: {run.checkpoint(k - 1)} does not exist (need 1 ≤ K ≤ the "
+                 f"run's last generation)")
+    return run, base
+
+
+def train_again(run: Run, k: int, base: list[str], overrides: list[str], out: Path
+                ) -> dict[str, Any]:
+    """Generation K's fine-tune again into `out` (resumed if it stopped), on the run's data from
+    the run's generation K − 1, with `overrides` on top of the run's own; its training summary."""
+    cfg = load_config([*base, *overrides])
+    dirs, weights = training_data(cfg, run, k)
+    train(cfg, dirs, out, init=run.checkpoint(k - 1), generation=k, weights=weights)
+    return json.loads((out / SUMMARY).read_text())
 
 
 def main() -> None:
@@ -32,23 +57,13 @@ def main() -> None:
     ap.add_argument("--as", dest="run_overrides", default="",
                     help="the overrides the run was made with (checked against its hash)")
     ap.add_argument("overrides", nargs="*", help="what to change, key=value")
-    args = ap.parse_args()
-    run, k = Run(args.run.resolve()), args.generation
-    base = shlex.split(args.run_overrides)
-    digest = load_config(base).hash()
-    if not run.dir.name.endswith(f"-{digest}"):
-        sys.exit(f"--as {args.run_overrides!r} gives config hash {digest}, but the run folder is "
-                 f"{run.dir.name}: pass the overrides the run was made with")
-    if k < 1 or not (run.checkpoint(k - 1) / "checkpoint.json").exists():
-        sys.exit(f"generation {k}: {run.checkpoint(k - 1)} does not exist (need 1 ≤ K ≤ the "
-                 f"run's last generation)")
+    args = ap.parse_intermixed_args()  # overrides before or after --as
+    k = args.generation
+    run, base = checked_run(args.run, k, args.run_overrides)
     if args.out.exists():
         sys.exit(f"{args.out} exists: choose a new folder")
-    cfg = load_config([*base, *args.overrides])
-    dirs, weights = training_data(cfg, run, k)
     t0 = time.monotonic()
-    train(cfg, dirs, args.out, init=run.checkpoint(k - 1), generation=k, weights=weights)
-    new = json.loads((args.out / SUMMARY).read_text())
+    new = train_again(run, k, base, args.overrides, args.out)
     old_path = run.gen(k) / "train" / SUMMARY
     old = json.loads(old_path.read_text()) if old_path.exists() else {}
     print(f"trained in {time.monotonic() - t0:.0f} s")
