@@ -9,7 +9,8 @@ An arm is `name:overrides` (space-separated key=value; empty: the run's recipe o
 code). Every arm's games use the run's seed, so all arms meet the same battles. A `seed=`
 arm shows what the training's own randomness moves: at 400 games a difference between arms
 needs ~10 points to stand out (docs/strength.md, "A one-generation screen"). Prints a table
-and writes OUT/screen.json; an arm or game set already in OUT is reused.
+and writes OUT/screen.json; an arm or game set already in OUT is reused (if it is the same
+arm's, at the same --games).
 """
 
 from __future__ import annotations
@@ -85,16 +86,27 @@ def main() -> None:
         out = args.out / name
         t0 = time.monotonic()
         done = out / "train" / SUMMARY
-        summary = (json.loads(done.read_text()) if done.exists() else
-                   train_again(run, k, base, overrides, out / "train"))
+        if done.exists():  # reuse it only if it is this arm's training
+            made = json.loads((out / "train" / CHECKPOINT_DIR / "checkpoint.json").read_text())
+            if made.get("config_hash") != load_config([*base, *overrides]).hash():
+                sys.exit(f"{out} holds a training of other overrides than the arm {name!r}: "
+                         f"give the arm another name, or another --out")
+            summary = json.loads(done.read_text())
+        else:
+            summary = train_again(run, k, base, overrides, out / "train")
         spent = round(time.monotonic() - t0)
         player = f"checkpoint:{out / 'train' / CHECKPOINT_DIR}"
         results = {}
         for label, j in (("vs_parent", k - 1), ("vs_run", k)):
             where = out / f"vs-gen-{j:03d}"
             done = where / "summary.json"
-            s = (json.loads(done.read_text()) if done.exists() else
-                 evaluate(cfg, player, [run.spec(j)], args.games, where, show_progress=False))
+            if done.exists():
+                s = json.loads(done.read_text())
+                if s.get("battles_per_opponent") != args.games:
+                    sys.exit(f"{where} played {s.get('battles_per_opponent')} games, not "
+                             f"--games {args.games}: use that many, or another --out")
+            else:
+                s = evaluate(cfg, player, [run.spec(j)], args.games, where, show_progress=False)
             results[label] = next(iter(s["opponents"].values()))
         rows.append({"arm": name, "overrides": overrides, **results,
                      "kl_to_parent": summary.get("damping/kl_ref"),
