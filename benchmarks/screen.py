@@ -19,7 +19,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +83,6 @@ def main() -> None:
     rows = []
     for name, overrides in arms:
         out = args.out / name
-        t0 = time.monotonic()
         done = out / "train" / SUMMARY
         if done.exists():  # reuse it only if it is this arm's training
             made = json.loads((out / "train" / CHECKPOINT_DIR / "checkpoint.json").read_text())
@@ -94,7 +92,6 @@ def main() -> None:
             summary = json.loads(done.read_text())
         else:
             summary = train_again(run, k, base, overrides, out / "train")
-        spent = round(time.monotonic() - t0)
         player = f"checkpoint:{out / 'train' / CHECKPOINT_DIR}"
         results = {}
         for label, j in (("vs_parent", k - 1), ("vs_run", k)):
@@ -110,7 +107,7 @@ def main() -> None:
             results[label] = next(iter(s["opponents"].values()))
         rows.append({"arm": name, "overrides": overrides, **results,
                      "kl_to_parent": summary.get("damping/kl_ref"),
-                     "train_seconds": summary.get("seconds", spent),
+                     "train_seconds": summary["seconds"],
                      "summary": str(out / "train" / SUMMARY)})
         print(table(rows[-1:], k).splitlines()[-1], flush=True)
     atomic.write_json(args.out / "screen.json", {"run": str(run.dir), "generation": k,
