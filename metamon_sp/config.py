@@ -32,7 +32,7 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
                    "train.first_steps": 0, "train.first_lr": 0.0, "damping.generations": 0,
                    "train.lr_schedule": "constant", "train.lr_final": 0.1, "train.q_beta": 0.0,
-                   "train.search_weight": 1.0, "train.search_beta": 0.0,
+                   "train.search_weight": 1.0, "train.search_beta": 0.0, "train.td_lambda": 0.0,
                    "collect.search_rate": 0.0,
                    "collect.search_forks": 8, "collect.search_depth": 3,
                    "collect.search_z": 0.0, "collect.search_top_k": 0,
@@ -352,6 +352,11 @@ class TrainConfig:
     advantage filter cannot; Q in scaled reward units (a decision's advantages ~0.02). Costs
     the parent's forward pass per step. At 50 it held each generation next to its parent and
     the loop gained less (docs/strength.md, QB). 0: off."""
+    td_lambda: float = 0.0
+    """The critic's targets as λ-returns inside the window: y_t = r_t + γ((1 − λ) V̄(s_{t+1}) +
+    λ y_{t+1}), the trace cut (to the one-step target) where the next action was exploratory or
+    the window ends, so that the returns follow the policy's own play. Less of the target
+    critic's own error in every target, more of the games' luck. 0: one-step TD."""
     critic_coef: float = 1.0
     device: str = "auto"
     """cpu, cuda, or auto (cuda when present)."""
@@ -382,6 +387,7 @@ class TrainConfig:
                "one of " + ", ".join(LR_SCHEDULES))
         _check(0 <= self.lr_final <= 1, "train.lr_final", self.lr_final, "in [0, 1]")
         _check(0 < self.tau <= 1, "train.tau", self.tau, "in (0, 1]")
+        _check(0 <= self.td_lambda < 1, "train.td_lambda", self.td_lambda, "in [0, 1)")
         _check(self.actor_filter in ("binary", "exp", "none"), "train.actor_filter",
                self.actor_filter, "one of binary, exp, none")
         _check(self.explored_margin >= 0, "train.explored_margin", self.explored_margin, ">= 0")

@@ -134,17 +134,20 @@ def policy_log_probs(logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Te
     return logp, logp.masked_fill(~mask, 0.0)
 
 
-def td_targets(q_next: torch.Tensor, pi_next: torch.Tensor, batch: Batch, gammas: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-step TD targets and where they exist.
+def td_targets(q_next: torch.Tensor, pi_next: torch.Tensor, batch: Batch, gammas: torch.Tensor,
+               lam: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """TD targets and where they exist.
 
-        y_t = r_t + γ (1 − done_t) Σ_a π(a|s_{t+1}) Q̄(s_{t+1}, a)
+        y_t = r_t + γ (1 − done_t) Σ_a π(a|s_{t+1}) Q̄(s_{t+1}, a)            (λ = 0)
 
     r_t is the reward of the decision a_t taken at s_t; q_next (B, L-1, G, A) and pi_next
     (B, L-1, A) are the target Q and the policy at positions 1..L-1. A decision has a target
     when its battle ended there (done) or its next turn is in the window; a truncated battle's
-    last decision (`cut`) has neither. Returns y (B, L, G) and the mask (B, L) bool."""
-    B, _, G, _ = q_next.shape
+    last decision (`cut`) has neither. With λ > 0 (`train.td_lambda`) the targets are λ-returns,
+    y_t = r_t + γ (1 − done_t) ((1 − λ) V̄_{t+1} + λ y_{t+1}), where the next decision has a
+    target of its own and its action was the policy's (not exploratory); elsewhere one-step.
+    Returns y (B, L, G) and the mask (B, L) bool."""
+    B, L, G = q_next.shape[0], q_next.shape[1] + 1, q_next.shape[2]
     legal_next = batch.mask[:, 1:, None, :]
     v_next = (pi_next[:, :, None, :] * q_next.masked_fill(~legal_next, 0.0)).sum(-1)  # (B, L-1, G)
     v_next = torch.cat([v_next, v_next.new_zeros(B, 1, G)], dim=1)                   # (B, L, G)
@@ -152,6 +155,13 @@ def td_targets(q_next: torch.Tensor, pi_next: torch.Tensor, batch: Batch, gammas
     y = r + gammas * (1.0 - done) * v_next
     has_next = torch.cat([batch.valid[:, 1:], batch.valid.new_zeros(B, 1)], dim=1)
     mask = batch.valid & ~batch.cut & (batch.dones.bool() | has_next)
+    if lam > 0:  # backwards through the window: y_t += γ(1 − done_t) λ (y_{t+1} − V̄_{t+1})
+        trace = mask[:, 1:] & ~batch.explored[:, 1:]                              # (B, L-1)
+        scale = gammas * (1.0 - done[:, :-1]) * lam * trace[..., None].float()   # (B, L-1, G)
+        rows = [y[:, L - 1]]
+        for t in range(L - 2, -1, -1):
+            rows.append(y[:, t] + scale[:, t] * (rows[-1] - v_next[:, t]))
+        y = torch.stack(rows[::-1], dim=1)
     return y, mask
 
 
@@ -264,7 +274,8 @@ def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: T
         q_next = model.target_q(batch.num, batch.cat)[:, 1:]                  # (B, L-1, C, G, A)
         if C > 2:  # the min of two target critics, drawn at random from the ensemble
             q_next = q_next[:, :, torch.randperm(C)[:2].to(q_next.device)]
-        y, td_mask = td_targets(q_next.min(dim=2).values, probs[:, 1:].detach(), batch, gammas)
+        y, td_mask = td_targets(q_next.min(dim=2).values, probs[:, 1:].detach(), batch, gammas,
+                                tc.td_lambda)
     q_taken = q.gather(-1, a[:, :, None, None, None].expand(B, L, C, G, 1)).squeeze(-1)
     td_err = (q_taken - y[:, :, None, :]) ** 2                               # (B, L, C, G)
     critic_loss = _masked_mean(td_err.mean(dim=(2, 3)), td_mask.float())

@@ -112,6 +112,46 @@ def test_td_targets_by_hand():
     assert m.tolist() == [[True, True, True, False]]
 
 
+def test_lambda_returns_by_hand_and_cut_at_exploratory_actions():
+    # five decisions of one battle in the window, which ends at the fifth (done); Q̄ at t+1 is
+    # V_1..V_4 = 1, 2, 3, 4 under a policy sure of action 0
+    rewards, gamma, lam = [0.1, 0.2, 0.3, 0.4, 1.0], 0.9, 0.5
+    q_next = torch.zeros(1, 4, 1, N_ACTIONS)
+    q_next[0, :, 0, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    pi_next = torch.zeros(1, 4, N_ACTIONS)
+    pi_next[..., 0] = 1.0
+    batch = _batch([rewards], [[0, 0, 0, 0, 1]], [[1] * 5])
+    y, m = td_targets(q_next, pi_next, batch, torch.tensor([gamma]), lam)
+    expected = [0.0] * 5
+    expected[4] = 1.0
+    V = [None, 1.0, 2.0, 3.0, 4.0]
+    for t in range(3, -1, -1):  # y_t = r_t + γ((1 − λ) V_{t+1} + λ y_{t+1})
+        expected[t] = rewards[t] + gamma * ((1 - lam) * V[t + 1] + lam * expected[t + 1])
+    torch.testing.assert_close(y[0, :, 0], torch.tensor(expected))
+    assert m.all()
+    # λ = 0 is the one-step target
+    y0, _ = td_targets(q_next, pi_next, batch, torch.tensor([gamma]))
+    torch.testing.assert_close(y0[0, :4, 0], torch.tensor(rewards[:4]) + gamma * torch.tensor(V[1:]))
+    # an exploratory action at t = 2 stops the trace: y_1 bootstraps off V_2 alone
+    batch.explored[0, 2] = True
+    ye, _ = td_targets(q_next, pi_next, batch, torch.tensor([gamma]), lam)
+    assert ye[0, 1, 0].item() == pytest.approx(rewards[1] + gamma * V[2])
+    assert ye[0, 0, 0].item() == pytest.approx(rewards[0] + gamma * ((1 - lam) * V[1]
+                                                                     + lam * ye[0, 1, 0].item()))
+    torch.testing.assert_close(ye[0, 2:, 0], y[0, 2:, 0])  # from t = 2 on, as before
+
+
+def test_lambda_returns_stop_where_the_next_decision_has_no_target():
+    # the window ends mid-battle: the last decision has no target, the one before bootstraps
+    batch = _batch([[0.5, 0.5, 0.5]], [[0, 0, 0]], [[1, 1, 1]])
+    q_next = torch.ones(1, 2, 1, N_ACTIONS)
+    pi_next = torch.full((1, 2, N_ACTIONS), 1.0 / N_ACTIONS)
+    y, m = td_targets(q_next, pi_next, batch, torch.tensor([0.9]), 0.7)
+    assert m.tolist() == [[True, True, False]]
+    assert y[0, 1, 0].item() == pytest.approx(0.5 + 0.9 * 1.0)
+    assert y[0, 0, 0].item() == pytest.approx(0.5 + 0.9 * (0.3 * 1.0 + 0.7 * y[0, 1, 0].item()))
+
+
 def test_a_window_cut_before_the_battle_ends_has_no_target_for_its_last_turn():
     batch = _batch([[0.0, 0.0, 0.0]], [[0, 0, 0]], [[1, 1, 1]])
     _, m = td_targets(torch.zeros(1, 2, 1, N_ACTIONS), torch.full((1, 2, N_ACTIONS), 0.1), batch,
