@@ -299,7 +299,8 @@ class TrainConfig:
     nats at the laptop scale against 0.24–0.88 later) and sometimes falls; shortening it to
     3,000 of S45's 4,500 steps made the run weaker (docs/strength.md, F30)."""
     first_lr: float = 0.0
-    """Learning rate of generation 1's fine-tune alone (0: `lr`)."""
+    """Learning rate of generation 1's fine-tune alone (0: `lr`). A third of `lr` left that
+    step's KL to generation 0 as it was and the run no stronger (docs/strength.md, FLR)."""
     batch_size: int = 32
     lr: float = 3e-4
     lr_schedule: str = "constant"
