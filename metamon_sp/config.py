@@ -357,7 +357,8 @@ class TrainConfig:
     """The critic's targets as λ-returns inside the window: y_t = r_t + γ((1 − λ) V̄(s_{t+1}) +
     λ y_{t+1}), the trace cut (to the one-step target) where the next action was exploratory or
     the window ends, so that the returns follow the policy's own play. Less of the target
-    critic's own error in every target, more of the games' luck. 0: one-step TD."""
+    critic's own error in every target, more of the games' luck. 0.7, screened at two
+    generations on two seeds, was no different (docs/strength.md, TD(λ)). 0: one-step TD."""
     critic_coef: float = 1.0
     device: str = "auto"
     """cpu, cuda, or auto (cuda when present)."""

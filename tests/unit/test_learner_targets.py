@@ -131,7 +131,8 @@ def test_lambda_returns_by_hand_and_cut_at_exploratory_actions():
     assert m.all()
     # λ = 0 is the one-step target
     y0, _ = td_targets(q_next, pi_next, batch, torch.tensor([gamma]))
-    torch.testing.assert_close(y0[0, :4, 0], torch.tensor(rewards[:4]) + gamma * torch.tensor(V[1:]))
+    one_step = torch.tensor(rewards[:4]) + gamma * torch.tensor(V[1:])
+    torch.testing.assert_close(y0[0, :4, 0], one_step)
     # an exploratory action at t = 2 stops the trace: y_1 bootstraps off V_2 alone
     batch.explored[0, 2] = True
     ye, _ = td_targets(q_next, pi_next, batch, torch.tensor([gamma]), lam)
