@@ -147,7 +147,7 @@ def td_targets(q_next: torch.Tensor, pi_next: torch.Tensor, batch: Batch, gammas
     y_t = r_t + γ (1 − done_t) ((1 − λ) V̄_{t+1} + λ y_{t+1}), where the next decision has a
     target of its own and its action was the policy's (not exploratory); elsewhere one-step.
     Returns y (B, L, G) and the mask (B, L) bool."""
-    B, L, G = q_next.shape[0], q_next.shape[1] + 1, q_next.shape[2]
+    B, _, G, _ = q_next.shape
     legal_next = batch.mask[:, 1:, None, :]
     v_next = (pi_next[:, :, None, :] * q_next.masked_fill(~legal_next, 0.0)).sum(-1)  # (B, L-1, G)
     v_next = torch.cat([v_next, v_next.new_zeros(B, 1, G)], dim=1)                   # (B, L, G)
@@ -158,8 +158,8 @@ def td_targets(q_next: torch.Tensor, pi_next: torch.Tensor, batch: Batch, gammas
     if lam > 0:  # backwards through the window: y_t += γ(1 − done_t) λ (y_{t+1} − V̄_{t+1})
         trace = mask[:, 1:] & ~batch.explored[:, 1:]                              # (B, L-1)
         scale = gammas * (1.0 - done[:, :-1]) * lam * trace[..., None].float()   # (B, L-1, G)
-        rows = [y[:, L - 1]]
-        for t in range(L - 2, -1, -1):
+        rows = [y[:, -1]]
+        for t in range(y.shape[1] - 2, -1, -1):
             rows.append(y[:, t] + scale[:, t] * (rows[-1] - v_next[:, t]))
         y = torch.stack(rows[::-1], dim=1)
     return y, mask
