@@ -33,7 +33,7 @@ HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.em
                    "train.first_steps": 0, "train.first_lr": 0.0, "damping.generations": 0,
                    "train.lr_schedule": "constant", "train.lr_final": 0.1, "train.q_beta": 0.0,
                    "train.search_weight": 1.0, "train.search_beta": 0.0, "train.td_lambda": 0.0,
-                   "collect.search_rate": 0.0,
+                   "train.augment": False, "collect.search_rate": 0.0,
                    "collect.search_forks": 8, "collect.search_depth": 3,
                    "collect.search_z": 0.0, "collect.search_top_k": 0,
                    "collect.search_hidden": False, "policy.search_pool": "",
@@ -359,6 +359,11 @@ class TrainConfig:
     the window ends, so that the returns follow the policy's own play. Less of the target
     critic's own error in every target, more of the games' luck. 0.7, screened at two
     generations on two seeds, was no different (docs/strength.md, TD(λ)). 0: one-step TD."""
+    augment: bool = False
+    """Train each window under random relabelings of the game's symmetries: own slots, opponent
+    slots, move slots (`metamon_sp/augment.py`), with the input normalisation pooled over each
+    kind's slots when the model starts from scratch. The order a team or moveset is listed in
+    is then nothing a policy can lean on."""
     critic_coef: float = 1.0
     device: str = "auto"
     """cpu, cuda, or auto (cuda when present)."""

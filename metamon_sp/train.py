@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from metamon_sp import atomic
+from metamon_sp.augment import permute_batch
 from metamon_sp.checkpoint import (CheckpointError, CheckpointMeta, load_checkpoint,
                                    load_train_state, optimizer_state, read_meta,
                                    restore_optimizer, save_checkpoint)
@@ -395,7 +396,7 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
         model.load_state_dict(start_model.state_dict())
         parent = str(Path(init).resolve())
     else:  # from scratch: the input scales come from this data, and stay with every descendant
-        model.set_num_stats(*data.num_stats())
+        model.set_num_stats(*data.num_stats(slot_symmetric=tc.augment))
     model.to(device)
     ref = copy.deepcopy(model).requires_grad_(False).eval()  # π_ref: where this training started
     # train.ema: the weights played and saved are an average, the optimizer steps `model`
@@ -426,7 +427,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     arithmetic.enter_context(deterministic_kernels(tc.compile and device.type == "cpu"))
     try:
         for step in range(start, steps):
-            batch = data.sample(tc.batch_size, mc.context, rng).to(device)
+            batch = data.sample(tc.batch_size, mc.context, rng)
+            batch = (permute_batch(batch, rng) if tc.augment else batch).to(device)
             lr = learning_rate(tc, step, steps)
             for group in opt.param_groups:  # the controller steers the actor's step only
                 group["lr"] = lr * (controller.state.lr_scale if group["name"] == "actor" else 1.0)

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from metamon_sp.augment import symmetric_stats
 from metamon_sp.features import N_ACTIONS, N_CAT, N_NUM
 from metamon_sp.rewards import ShapedReward
 from metamon_sp.trajectories import Dataset
@@ -146,9 +147,12 @@ class OfflineData:
     def n_trajectories(self) -> int:
         return len(self.lengths)
 
-    def num_stats(self, min_std: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    def num_stats(self, min_std: float = 0.1, slot_symmetric: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature mean and std of the numeric observations (std floored at `min_std`, so a
-        rare flag cannot become a huge input): the model's fixed input normalisation."""
+        rare flag cannot become a huge input): the model's fixed input normalisation.
+        `slot_symmetric`: pooled over each kind's slots, as training under `train.augment`
+        sees them."""
         total = np.zeros(self.num.shape[1], np.float64)
         squares = np.zeros(self.num.shape[1], np.float64)
         for i in range(0, len(self.num), 4096):  # in chunks: no float64 copy of the data
@@ -156,6 +160,8 @@ class OfflineData:
             total += chunk.sum(axis=0)
             squares += np.square(chunk).sum(axis=0)
         mean = total / len(self.num)
+        if slot_symmetric:
+            return symmetric_stats(mean, squares / len(self.num), min_std)
         std = np.sqrt(np.maximum(squares / len(self.num) - mean ** 2, 0.0))
         return mean.astype(np.float32), np.maximum(std, min_std).astype(np.float32)
 
