@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from metamon_sp.train_data import Batch
 
 _NUM, _CAT = FEATURE_SPEC.num, FEATURE_SPEC.cat
-_SLOT_FIELDS = ("species", "status", "type1", "type2")
 
 
 def _columns(names: tuple[str, ...], pattern: str, rows: int, cols: int = 0) -> np.ndarray:
