@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from metamon_sp.config import load_config
-from metamon_sp.pipeline import Run, training_data
+from metamon_sp.pipeline import Run, generation_train_config, training_data
 from metamon_sp.train import SUMMARY, train
 
 
@@ -43,7 +43,8 @@ def train_again(run: Run, k: int, base: list[str], overrides: list[str], out: Pa
                 ) -> dict[str, Any]:
     """Generation K's fine-tune again into `out` (resumed if it stopped), on the run's data from
     the run's generation K − 1, with `overrides` on top of the run's own; its training summary."""
-    cfg = load_config([*base, *overrides])
+    # as the pipeline trains generation K (the first fine-tune's own settings)
+    cfg = generation_train_config(load_config([*base, *overrides]), k)
     dirs, weights = training_data(cfg, run, k)
     train(cfg, dirs, out, init=run.checkpoint(k - 1), generation=k, weights=weights)
     return json.loads((out / SUMMARY).read_text())

@@ -44,6 +44,8 @@ from metamon_sp.study import copy_generation_zero  # noqa: E402
 BASELINES = ("simple_heuristics", "max_base_power")
 GEN0_RECIPE = ("format", "seed", "model", "bootstrap", "reward")
 SPEED_ONLY = ("progress", "threads", "checkpoint_every")
+# fine-tunes' own knobs: a training from scratch (generation 0) reads none of them
+FINE_TUNE_ONLY = ("first_steps", "first_lr", "critic_warmup", "first_critic_warmup")
 
 
 def reuse_generation_zero(source: Path, run_dir: Path, config: dict[str, Any]) -> float | None:
@@ -64,7 +66,7 @@ def reuse_generation_zero(source: Path, run_dir: Path, config: dict[str, Any]) -
     # one forgets it
     # a knob added after the source run was made reads as its value that changes nothing
     also = [f"train.{k}" for k, v in config.get("train", {}).items()
-            if k not in SPEED_ONLY
+            if k not in SPEED_ONLY + FINE_TUNE_ONLY
             and src_cfg.get("train", {}).get(k, HASH_OMITTED_AT.get(f"train.{k}")) != v]
     also += [k for k in ("team_set", "team_remix") if src_cfg.get(k, 0) != config.get(k, 0)]
     if also:

@@ -180,7 +180,8 @@ def selfplay(generations: int = 5,
         generations: Self-play generations after generation 0.
         scale: smoke (a generation in about a minute), laptop (a small real CPU run), gpu
             (the seed scale: 50k battles per generation, the large model on a GPU).
-        experiment: A whole study arm (baseline: no damping, damped: dynamic damping).
+        experiment: A whole study arm (baseline: no damping, damped: dynamic damping), or
+            strong: the strength benchmark's recipe (slower per generation, stronger).
         reward: The reward the learner is trained with (empty: the config's, default_shaped).
         damping: none (the control) or dynamic (empty: the config's or the experiment's).
         model: The policy network's size (empty: the scale's).

@@ -31,6 +31,7 @@ SPEED_KEYS = ("collect.shard_battles", "collect.max_server_restarts", "collect.s
 """Only change how fast, how often or how visibly the same results are made."""
 HASH_OMITTED_AT = {"train.precision": "fp32", "train.adv_margin": 0.0, "train.ema": 0.0,
                    "train.first_steps": 0, "train.first_lr": 0.0, "damping.generations": 0,
+                   "train.critic_warmup": 0, "train.first_critic_warmup": 0,
                    "train.lr_schedule": "constant", "train.lr_final": 0.1, "train.q_beta": 0.0,
                    "train.search_weight": 1.0, "train.search_beta": 0.0, "train.td_lambda": 0.0,
                    "train.augment": False, "collect.search_rate": 0.0,
@@ -301,6 +302,15 @@ class TrainConfig:
     first_lr: float = 0.0
     """Learning rate of generation 1's fine-tune alone (0: `lr`). A third of `lr` left that
     step's KL to generation 0 as it was and the run no stronger (docs/strength.md, FLR)."""
+    critic_warmup: int = 0
+    """Steps at the start of every fine-tune (from a parent, not from scratch) in which only the
+    critic learns the new data, the policy held at its parent (the actor's loss is KL(π_ref ‖ π),
+    since the trunk is shared); `steps` actor-critic steps follow. A parent's critic has not seen
+    its own games: in AUG's first fine-tune its mean Q drifted by 0.36 over the whole training,
+    and the policy's KL to its parent climbed from 0.3 to 3 nats as it did (docs/strength.md,
+    CW). `gate.candidates`' fractions count these steps too."""
+    first_critic_warmup: int = 0
+    """`critic_warmup` for generation 1's fine-tune alone (0: `critic_warmup`)."""
     batch_size: int = 32
     lr: float = 3e-4
     lr_schedule: str = "constant"
@@ -390,6 +400,10 @@ class TrainConfig:
                ">= 0 (0: generation 1 trains `train.steps` like the others)")
         _check(self.first_lr >= 0, "train.first_lr", self.first_lr,
                ">= 0 (0: generation 1 trains at `train.lr` like the others)")
+        _check(self.critic_warmup >= 0, "train.critic_warmup", self.critic_warmup,
+               ">= 0 (0: the actor learns from the first step)")
+        _check(self.first_critic_warmup >= 0, "train.first_critic_warmup",
+               self.first_critic_warmup, ">= 0 (0: generation 1 takes `train.critic_warmup`)")
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _check(self.lr > 0, "train.lr", self.lr, "> 0")
         _check(self.lr_schedule in LR_SCHEDULES, "train.lr_schedule", self.lr_schedule,

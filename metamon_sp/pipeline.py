@@ -330,14 +330,16 @@ def learner_seed(seed: int, i: int) -> int:
 
 
 def generation_train_config(cfg: Config, k: int) -> Config:
-    """`cfg` as generation k trains: the first fine-tune (k = 1) takes `train.first_steps` and
-    `train.first_lr` where they are set, and `damping.generations` > 0 leaves later ones
-    undamped."""
+    """`cfg` as generation k trains: the first fine-tune (k = 1) takes `train.first_steps`,
+    `train.first_lr` and `train.first_critic_warmup` where they are set, and
+    `damping.generations` > 0 leaves later ones undamped."""
     tc, dc = cfg.train, cfg.damping
     if k == 1 and tc.first_steps:
         tc = replace(tc, steps=tc.first_steps, epochs=0.0)
     if k == 1 and tc.first_lr:
         tc = replace(tc, lr=tc.first_lr)
+    if k == 1 and tc.first_critic_warmup:
+        tc = replace(tc, critic_warmup=tc.first_critic_warmup)
     if dc.generations and k > dc.generations:
         dc = DampingConfig()
     return cfg if (tc, dc) == (cfg.train, cfg.damping) else replace(cfg, train=tc, damping=dc)

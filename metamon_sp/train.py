@@ -248,20 +248,23 @@ class StepOutput:
 
 def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: TrainConfig,
                    gammas: torch.Tensor, kl_coef: float, ent_coef: float,
-                   losses: Callable[..., tuple] | None = None) -> StepOutput:
+                   losses: Callable[..., tuple] | None = None, hold: bool = False) -> StepOutput:
     """The step's losses and its metrics as numbers. `losses` is `step_losses` or its compiled
     form (`train.compile`): tensors only, so that it compiles as one graph, and the metrics
-    leave it in one conversion."""
+    leave it in one conversion. `hold`: a critic warmup step (see `step_losses`)."""
     loss, terms, logp, metrics = (losses or step_losses)(model, ref, batch, tc, gammas, kl_coef,
-                                                         ent_coef)
+                                                         ent_coef, hold)
     values = torch.stack(list(metrics.values())).tolist() if metrics else []
     return StepOutput(loss, terms, logp, dict(zip(metrics, values)))
 
 
 def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: TrainConfig,
-                gammas: torch.Tensor, kl_coef: float, ent_coef: float
+                gammas: torch.Tensor, kl_coef: float, ent_coef: float, hold: bool = False
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor,
                            dict[str, torch.Tensor]]:
+    """The critic's TD loss and the actor's loss. With `hold` (a `train.critic_warmup` step;
+    needs `ref`) the actor's loss is only the distillation KL(π_ref ‖ π), which holds the policy
+    at its parent while the shared trunk moves under the critic's loss."""
     mask, a = batch.mask, batch.actions                          # (B, L, A), (B, L)
     valid = batch.valid.float()                                  # (B, L)
     h = model.trunk(batch.num, batch.cat)                        # (B, L, d)
@@ -307,6 +310,9 @@ def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: T
         kl_ref = torch.zeros((), device=batch.num.device)
     actor_loss = (bc_loss + q_target_loss + tc.pi_coef * pi_loss + kl_coef * kl_ref
                   - ent_coef * entropy)
+    if hold:
+        assert ref is not None, "a critic warmup step holds the policy at `ref`"
+        actor_loss = _masked_mean((ref_logp0.exp() * mask * (ref_logp0 - logp0)).sum(-1), valid)
     loss = actor_loss + tc.critic_coef * critic_loss
     metrics = {
         "train/actor_loss": actor_loss, "train/critic_loss": critic_loss,
@@ -387,7 +393,9 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
     rng = np.random.default_rng(cfg.seed)
 
     data = OfflineData(data_dirs, build_reward(cfg.reward), tc.reward_scale, weights)
-    steps = total_steps(tc, data, mc.context)
+    # a fine-tune's critic first learns the new data with the policy held (`critic_warmup`)
+    warmup = tc.critic_warmup if init is not None else 0
+    steps = warmup + total_steps(tc, data, mc.context)
     keep_steps = candidate_steps(keep, steps)
     model = PolicyModel(mc)
     parent = None
@@ -432,14 +440,17 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             lr = learning_rate(tc, step, steps)
             for group in opt.param_groups:  # the controller steers the actor's step only
                 group["lr"] = lr * (controller.state.lr_scale if group["name"] == "actor" else 1.0)
-            kl_coef, ent_coef = controller.kl_coef(step), controller.ent_coef(step)
+            holding = step < warmup
+            # damping's schedules and controller count the actor's steps, after any warmup
+            actor_step = max(0, step - warmup)
+            kl_coef, ent_coef = controller.kl_coef(actor_step), controller.ent_coef(actor_step)
             # KL(π_after ‖ π_before) and KL(π ‖ π_ref) each cost a forward pass: every step when
             # the controller steers by them, else every KL_MEASURE_EVERY steps, for the curves
             measured = (dc.adaptive or (step + 1) % KL_MEASURE_EVERY == 0 or step + 1 == steps)
             with autocast(tc.precision, device):
-                needs_ref = kl_coef > 0 or measured or tc.q_beta > 0
+                needs_ref = kl_coef > 0 or measured or tc.q_beta > 0 or holding
                 out = compute_losses(model, ref if needs_ref else None, batch, tc,
-                                     gammas, kl_coef, ent_coef, losses)
+                                     gammas, kl_coef, ent_coef, losses, holding)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip).item()
@@ -450,7 +461,8 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             with autocast(tc.precision, device):
                 kl_step = (step_kl(model, batch, out.logp, dc.kl_measure_windows) if measured
                            else None)
-            action = controller.update(kl_step, step) if kl_step is not None else "off"
+            action = ("off" if kl_step is None or holding
+                      else controller.update(kl_step, actor_step))
             already_fired = detector.fired_at is not None
             collapse = detector.update(out.metrics["train/entropy"], step + 1)
             if collapse and not already_fired:
@@ -459,6 +471,7 @@ def train(cfg: Config, data_dirs: Sequence[Path | str], out_dir: Path | str,
             state = controller.state
             metrics = {**out.metrics, "train/lr": lr, "train/lr_actor": lr * state.lr_scale,
                        "train/grad_norm": grad_norm, "train/entropy_smoothed": detector.smoothed,
+                       **({"train/critic_warmup": float(holding)} if warmup else {}),
                        **({"damping/kl_step": kl_step} if kl_step is not None else {}),
                        **({"damping/kl_ema": state.kl_ema}
                           if action in ("damp", "loosen", "hold") else {}),

@@ -23,6 +23,8 @@ def test_defaults_and_groups_compose():
     ("format=gen9ou", "format"),
     ("train.first_steps=-1", "train.first_steps"),
     ("train.first_lr=-0.001", "train.first_lr"),
+    ("train.critic_warmup=-1", "train.critic_warmup"),
+    ("train.first_critic_warmup=-5", "train.first_critic_warmup"),
     ("train.lr_schedule=linear", "train.lr_schedule"),
     ("train.lr_final=1.5", "train.lr_final"),
     ("train.q_beta=-1", "train.q_beta"),
@@ -95,12 +97,20 @@ def test_a_knob_added_later_leaves_old_runs_folders_alone_at_its_default():
     for other in ("train.precision=bf16", "train.adv_margin=0.003", "collect.explore=critic",
                   "policy.explore=critic", "gate.battles=200", "gate.candidates=[0.5,1.0]",
                   "gate.min_win_rate=0.55", "train.first_steps=1500", "train.first_lr=1e-4",
-                  "damping.generations=1"):
+                  "damping.generations=1", "train.critic_warmup=500",
+                  "train.first_critic_warmup=1500"):
         assert load_config([*old_values, other]).hash() != cfg.hash(), other
     with pytest.raises(ConfigError, match=r"collect\.explore"):
         load_config(["collect.explore=greedy"])
     with pytest.raises(ConfigError, match=r"train\.precision"):
         load_config(["train.precision=fp16"])
+
+
+def test_the_strong_experiment_is_the_strength_benchmarks_recipe():
+    recipe = ["train.steps=4500", "train.augment=true", "train.first_critic_warmup=3000"]
+    strong = load_config(["experiment=strong"])
+    assert strong.hash() == load_config(recipe).hash() != load_config().hash()
+    assert strong.run_name == "strong" and strong.train.compile  # the laptop scale compiles
 
 
 def test_only_the_first_fine_tune_takes_the_first_steps_and_lr():
@@ -116,6 +126,9 @@ def test_only_the_first_fine_tune_takes_the_first_steps_and_lr():
     assert generation_train_config(plain, 1) is plain
     lr_only = generation_train_config(load_config(["train.first_lr=1e-4"]), 1).train
     assert (lr_only.steps, lr_only.lr) == (plain.train.steps, 1e-4)
+    warm = load_config(["train.critic_warmup=200", "train.first_critic_warmup=1500"])
+    assert generation_train_config(warm, 1).train.critic_warmup == 1500
+    assert generation_train_config(warm, 2) is warm and warm.train.critic_warmup == 200
 
 
 def test_damping_generations_damps_the_first_fine_tunes_only():

@@ -311,3 +311,25 @@ def test_q_beta_trains_towards_the_improved_parent_and_logs_it(data, tmp_path):
     on = compute_losses(model, model, batch, cfg.train, gammas, 0.0, 0.0)
     assert off.terms["q_target"].item() == 0 and on.terms["q_target"].item() > 0
     assert torch.isclose(on.loss - off.loss, on.terms["q_target"])
+
+
+def test_a_critic_warmup_holds_the_policy_at_its_parent_while_the_critic_learns(data, tmp_path):
+    scratch = load_config(FAST + ["train.steps=20", "train.critic_warmup=30", "train.lr=1e-3"])
+    parent = train(scratch, [data], tmp_path / "parent")
+    assert len(read_metrics(tmp_path / "parent" / "metrics.jsonl")) == 20  # no warmup from scratch
+    runs = {}
+    for name, warmup in (("held", 40), ("free", 0)):
+        cfg = load_config(FAST + ["train.steps=10", f"train.critic_warmup={warmup}",
+                                  "train.lr=1e-3", "train.actor_filter=none"])
+        train(cfg, [data], tmp_path / name, init=parent, generation=1)
+        runs[name] = read_metrics(tmp_path / name / "metrics.jsonl")
+    held, free = runs["held"], runs["free"]
+    assert [r["step"] for r in held] == list(range(1, 51))  # 40 held steps, then 10 free ones
+    assert all("damping/kl_ref" in r and r["train/critic_warmup"] == 1 for r in held[:40])
+    assert all(r["train/critic_warmup"] == 0 for r in held[40:])
+    assert _mean(held, "train/critic_loss", slice(30, 40)) < _mean(held, "train/critic_loss",
+                                                                    slice(0, 10))
+    # held: the policy stays at its parent; the same steps unheld move it an order further
+    assert max(r["damping/kl_ref"] for r in held[:10]) < 0.1 * free[9]["damping/kl_ref"]
+    assert held[39]["damping/kl_ref"] < 0.01
+    assert held[-1]["damping/kl_ref"] > 10 * held[39]["damping/kl_ref"]  # then the actor learns

@@ -53,6 +53,13 @@ def test_a_knob_newer_than_the_source_run_is_no_difference_at_its_neutral_value(
     assert "other train.search_weight than" in capsys.readouterr().out
 
 
+def test_the_fine_tunes_own_knobs_are_no_difference_to_generation_0(tmp_path, capsys):
+    """Generation 0 trains from scratch: no critic warmup, no first fine-tune's settings."""
+    strength.reuse_generation_zero(_source(tmp_path), tmp_path / "run", {**RECIPE, "train": {
+        "steps": 9, "first_critic_warmup": 3000, "critic_warmup": 500, "first_lr": 1e-4}})
+    assert "note:" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("key, value", [("seed", 0), ("bootstrap", {"battles": 400})])
 def test_another_generation_zero_recipe_is_refused_by_name(tmp_path, key, value):
     with pytest.raises(SystemExit, match=f"other {key} than this run"):
