@@ -310,7 +310,9 @@ class TrainConfig:
     and the policy's KL to its parent climbed from 0.3 to 3 nats as it did (docs/strength.md,
     CW). `gate.candidates`' fractions count these steps too."""
     first_critic_warmup: int = 0
-    """`critic_warmup` for generation 1's fine-tune alone (0: `critic_warmup`)."""
+    """`critic_warmup` for generation 1's fine-tune alone (0: `critic_warmup`). 3,000 on AUG's
+    recipe (`experiment=strong`): the first steps gained +77 and +35 Elo where they had fallen
+    −136 and −99, and five generations +179 and +196 (docs/strength.md, CW)."""
     batch_size: int = 32
     lr: float = 3e-4
     lr_schedule: str = "constant"
@@ -375,7 +377,7 @@ class TrainConfig:
     kind's slots when the model starts from scratch. The order a team or moveset is listed in
     is then nothing a policy can lean on. S45 with it (2 seeds): 92.2% and 91.2% against
     `max_base_power` on held-out teams, the Elo gain as before, and a first fine-tune that fell
-    on both seeds (docs/strength.md, AUG)."""
+    on both seeds (docs/strength.md, AUG), which `first_critic_warmup` fixes (CW)."""
     critic_coef: float = 1.0
     device: str = "auto"
     """cpu, cuda, or auto (cuda when present)."""
