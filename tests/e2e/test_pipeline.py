@@ -22,9 +22,11 @@ def _png_size(path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    # a shorter, slower first fine-tune (train.first_*): generation 1 alone
+    # a shorter, slower first fine-tune whose critic first learns alone (train.first_*):
+    # generation 1 alone
     run("selfplay", "scale=smoke", "generations=2", "run_name=base", f"runs_dir={root}",
-        "train.first_steps=40", "train.first_lr=1e-4", timeout=600)
+        "train.first_steps=40", "train.first_lr=1e-4", "train.first_critic_warmup=10",
+        timeout=600)
     run("selfplay", "scale=smoke", "generations=1", "run_name=damped", "damping=dynamic",
         "logger=wandb", "gate.battles=4", "gate.candidates=[0.5,1.0]", f"runs_dir={root}",
         timeout=600)  # wandb offline: needs no login
@@ -39,11 +41,13 @@ def test_run_layout_and_ratings(runs):
         assert (gen / "ratings.json").exists() and (gen / "eval" / "summary.json").exists()
     meta = json.loads((base / "gen-002" / "train" / "checkpoint" / "checkpoint.json").read_text())
     assert meta["generation"] == 2 and meta["parent"].endswith("gen-001/train/checkpoint")
-    for k, steps, lr in ((1, 40, 1e-4), (2, 60, 3e-4)):
+    for k, steps, lr, held in ((1, 50, 1e-4, 10), (2, 60, 3e-4, 0)):
         train_dir = base / f"gen-{k:03d}" / "train"
         assert json.loads((train_dir / "train_summary.json").read_text())["steps"] == steps
-        last = json.loads((train_dir / "metrics.jsonl").read_text().splitlines()[-1])
-        assert last["train/lr"] == pytest.approx(lr)
+        rows = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
+        assert rows[-1]["train/lr"] == pytest.approx(lr)
+        assert sum(r.get("train/critic_warmup", 0) for r in rows) == held  # held steps first
+        assert all(r["train/critic_warmup"] == 1 for r in rows[:held])
     ratings = json.loads((base / "ratings.json").read_text())
     names = {r["player"] for r in ratings["ratings"]}
     assert {"random", "max_base_power", f"{base.name}/gen-000", f"{base.name}/gen-002"} <= names
