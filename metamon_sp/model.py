@@ -152,6 +152,19 @@ class CausalSelfAttention(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, T, D))  # (B, T, D)
 
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        """`forward` for the turns at `index` (N,) alone, flat positions in a (B, T) window whose
+        other positions each lie after every indexed one of their row (a window's padding): the
+        projections run on the N turns, only the attention on the (B, T) grid, where causal
+        attention never lets an indexed turn see the zeros at the others. x (N, D) → (N, D)."""
+        D = x.shape[-1]
+        qkv = x.new_zeros(B * T, 3 * D).index_copy(0, index, self.qkv(x)).view(B, T, 3 * D)
+        q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2)
+                   for t in qkv.split(D, dim=-1))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B * T, D).index_select(0, index))
+
     def step(self, x: torch.Tensor, kv: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """One new turn per row (B, 1, D) at position `pos` (B,), attending to the keys and
         values cached in `kv` (B, 2, H, T', dh) before it; its own are written there too."""
@@ -175,6 +188,10 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, kv: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), kv)
+        return x + self.mlp(self.ln2(x))
+
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        x = x + self.attn.forward_at(self.ln1(x), index, B, T)
         return x + self.mlp(self.ln2(x))
 
     def step(self, x: torch.Tensor, kv: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -243,6 +260,20 @@ class Trunk(nn.Module):
         turn, actions = self.encoder(num, cat.long())
         return Encoding((self.contextualize(turn), actions))
 
+    def encode_at(self, num: torch.Tensor, cat: torch.Tensor, index: torch.Tensor) -> Encoding:
+        """What `forward` gives at the flat positions `index` (N,) of the (B, T) window, each
+        row's other positions lying after its indexed ones (training's padding, ~55% of a
+        batch): (N, d), (N, A, d_a), computed for those turns alone but for the attention."""
+        B, T = num.shape[:2]
+        if T > self.context:
+            raise ValueError(f"window of {T} turns exceeds model.context={self.context}")
+        turn, actions = self.encoder(num.flatten(0, 1).index_select(0, index),
+                                     cat.flatten(0, 1).index_select(0, index).long())
+        x = turn + self.pos.weight[index % T]
+        for block in self.blocks:
+            x = block.forward_at(x, index, B, T)
+        return Encoding((self.ln_f(x), actions))
+
     def contextualize(self, turn: torch.Tensor, kv: torch.Tensor | None = None) -> torch.Tensor:
         """Encoded turns (B, T, d) → per-turn context (B, T, d): positions, causal blocks.
         Live play caches each turn's encoding and calls this alone (see `Policy`); given `kv`
@@ -285,6 +316,15 @@ class PolicyModel(nn.Module):
     def target_q(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
         """Q (B, T, C, G, A) from the target network (trunk and critics)."""
         return self.target_critics(self.target_body(num, cat))
+
+    def trunk_at(self, num: torch.Tensor, cat: torch.Tensor, index: torch.Tensor) -> Encoding:
+        """`trunk` at the flat positions `index` of the window alone (see `Trunk.encode_at`)."""
+        return self.body.encode_at(num, cat, index)
+
+    def target_q_at(self, num: torch.Tensor, cat: torch.Tensor, index: torch.Tensor
+                    ) -> torch.Tensor:
+        """`target_q` at the flat positions `index` alone: (N, C, G, A)."""
+        return self.target_critics(self.target_body.encode_at(num, cat, index))
 
     def forward(self, num: torch.Tensor, cat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unmasked actor logits (B, T, A) and Q values (B, T, C, G, A)."""

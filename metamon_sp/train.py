@@ -252,30 +252,50 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
     """The step's losses and its metrics as numbers. `losses` is `step_losses` or its compiled
     form (`train.compile`): tensors only, so that it compiles as one graph, and the metrics
     leave it in one conversion. `hold`: a critic warmup step (see `step_losses`)."""
+    index = valid_positions(batch.valid)  # outside the compiled graph: its length is data
+    torch._dynamo.maybe_mark_dynamic(index, 0)  # and changes every batch: one graph for all
     loss, terms, logp, metrics = (losses or step_losses)(model, ref, batch, tc, gammas, kl_coef,
-                                                         ent_coef, hold)
+                                                         ent_coef, hold, index)
     values = torch.stack(list(metrics.values())).tolist() if metrics else []
     return StepOutput(loss, terms, logp, dict(zip(metrics, values)))
 
 
+def valid_positions(valid: torch.Tensor) -> torch.Tensor:
+    """The flat positions (N,) of a batch's decisions in its (B, L) grid of windows."""
+    return valid.flatten().nonzero().squeeze(1)
+
+
+def spread(x: torch.Tensor, index: torch.Tensor, B: int, L: int) -> torch.Tensor:
+    """(N, …) values at the flat positions `index` → (B, L, …), zero at the others."""
+    return x.new_zeros(B * L, *x.shape[1:]).index_copy(0, index, x).unflatten(0, (B, L))
+
+
 def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: TrainConfig,
-                gammas: torch.Tensor, kl_coef: float, ent_coef: float, hold: bool = False
+                gammas: torch.Tensor, kl_coef: float, ent_coef: float, hold: bool = False,
+                index: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor,
                            dict[str, torch.Tensor]]:
     """The critic's TD loss and the actor's loss. With `hold` (a `train.critic_warmup` step;
     needs `ref`) the actor's loss is only the distillation KL(π_ref ‖ π), which holds the policy
-    at its parent while the shared trunk moves under the critic's loss."""
+    at its parent while the shared trunk moves under the critic's loss.
+
+    The networks run on the batch's decisions alone (`index`, default `valid_positions`), not
+    on the padding after a window's last decision, which no loss reads and causal attention
+    keeps from every decision: the same losses at ~45% of the tokens. Outputs are spread back
+    to the (B, L) grid, zero on the padding."""
     mask, a = batch.mask, batch.actions                          # (B, L, A), (B, L)
     valid = batch.valid.float()                                  # (B, L)
-    h = model.trunk(batch.num, batch.cat)                        # (B, L, d)
-    logp, logp0 = policy_log_probs(model.actor(h), mask)         # (B, L, A)
+    B, L = a.shape
+    index = valid_positions(batch.valid) if index is None else index
+    h = model.trunk_at(batch.num, batch.cat, index)              # (N, d), (N, A, d_a)
+    logp, logp0 = policy_log_probs(spread(model.actor(h), index, B, L), mask)  # (B, L, A)
     probs = logp0.exp() * mask                                   # (B, L, A)
-    q = model.critics(h)                                         # (B, L, C, G, A)
-    B, L, C, G, A = q.shape
+    q = spread(model.critics(h), index, B, L)                    # (B, L, C, G, A)
+    C, G, A = q.shape[2:]
 
     # ---- critic: TD targets from the target network at the window's next turn
     with torch.no_grad():
-        q_next = model.target_q(batch.num, batch.cat)[:, 1:]                  # (B, L-1, C, G, A)
+        q_next = spread(model.target_q_at(batch.num, batch.cat, index), index, B, L)[:, 1:]
         if C > 2:  # the min of two target critics, drawn at random from the ensemble
             q_next = q_next[:, :, torch.randperm(C)[:2].to(q_next.device)]
         y, td_mask = td_targets(q_next.min(dim=2).values, probs[:, 1:].detach(), batch, gammas,
@@ -301,7 +321,8 @@ def step_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc: T
     q_target_loss = torch.zeros((), device=batch.num.device)
     if ref is not None:
         with torch.no_grad():
-            _, ref_logp0 = policy_log_probs(ref.actor(ref.trunk(batch.num, batch.cat)), mask)
+            ref_logits = spread(ref.actor(ref.trunk_at(batch.num, batch.cat, index)), index, B, L)
+            _, ref_logp0 = policy_log_probs(ref_logits, mask)
         kl_ref = _masked_mean((probs * (logp0 - ref_logp0)).sum(-1), valid)
         if tc.q_beta > 0:  # the parent improved by the critic, over every legal action
             target = improved_policy(ref_logp0, q_pi, mask, tc.q_beta)
@@ -345,8 +366,10 @@ def step_kl(model: PolicyModel, batch: Batch, logp_before: torch.Tensor,
     over many steps, and cost a fraction of the forward pass."""
     n = windows or batch.num.shape[0]
     mask, valid = batch.mask[:n], batch.valid[:n]
-    logp_after, after0 = policy_log_probs(model.actor(model.trunk(batch.num[:n], batch.cat[:n])),
-                                          mask)
+    index = valid_positions(valid)
+    logits = spread(model.actor(model.trunk_at(batch.num[:n], batch.cat[:n], index)), index,
+                    *valid.shape)
+    logp_after, after0 = policy_log_probs(logits, mask)
     before0 = logp_before[:n].masked_fill(~mask, 0.0)
     kl = ((after0.exp() * mask) * (after0 - before0)).sum(-1)
     return _masked_mean(kl, valid.float()).item()

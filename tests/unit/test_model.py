@@ -50,6 +50,28 @@ def test_the_transformer_is_causal():
     assert not torch.allclose(a[:, 4:], b[:, 4:])
 
 
+def test_training_runs_the_networks_on_the_decisions_alone_with_the_same_outputs():
+    """`trunk_at` / `target_q_at` (the training step's path: a window's padding, which comes
+    after its decisions, skipped) give what the whole grid gives at the decisions, whatever the
+    padding holds, online and target networks alike."""
+    m = tiny()
+    B, T = 4, 7
+    num, cat = inputs(B=B, T=T)
+    count = torch.tensor([7, 3, 1, 5])
+    valid = torch.arange(T)[None, :] < count[:, None]
+    index = valid.flatten().nonzero().squeeze(1)
+    logits, q = m(num, cat)
+    h = m.trunk_at(num, cat, index)
+    torch.testing.assert_close(m.actor(h), logits[valid], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(m.critics(h), q[valid], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(m.target_q_at(num, cat, index), m.target_q(num, cat)[valid],
+                               atol=1e-5, rtol=1e-5)
+    noise_num, noise_cat = inputs(B=B, T=T, seed=1)
+    padded_num = torch.where(valid[..., None], num, noise_num)
+    padded_cat = torch.where(valid[..., None], cat, noise_cat)
+    torch.testing.assert_close(m.actor(m.trunk_at(padded_num, padded_cat, index)), m.actor(h))
+
+
 def test_illegal_actions_get_exactly_zero_probability_and_gradient():
     logits = torch.randn(4, 7, N_ACTIONS, requires_grad=True)
     mask = torch.rand(4, 7, N_ACTIONS) < 0.5
