@@ -261,7 +261,12 @@ def compute_losses(model: PolicyModel, ref: PolicyModel | None, batch: Batch, tc
 
 
 def valid_positions(valid: torch.Tensor) -> torch.Tensor:
-    """The flat positions (N,) of a batch's decisions in its (B, L) grid of windows."""
+    """The flat positions (N,) of a batch's decisions in its (B, L) grid of windows, which must
+    hold their decisions first and their padding after (as `OfflineData.sample` builds them):
+    the networks then skip the padding without changing what any decision sees."""
+    if bool((valid[:, 1:] & ~valid[:, :-1]).any()):
+        raise ValueError("a training batch's window has padding before a decision; windows "
+                         "must hold their decisions first (see OfflineData.sample)")
     return valid.flatten().nonzero().squeeze(1)
 
 

@@ -10,7 +10,7 @@ from metamon_sp.config import PolicyConfig, load_config
 from metamon_sp.features import FEATURE_SPEC, N_ACTIONS, N_CAT, N_NUM, Observation
 from metamon_sp.model import PolicyModel, masked_logits
 from metamon_sp.policy import Policy
-from metamon_sp.train import policy_log_probs
+from metamon_sp.train import policy_log_probs, valid_positions
 
 
 def tiny(**overrides) -> PolicyModel:
@@ -70,6 +70,9 @@ def test_training_runs_the_networks_on_the_decisions_alone_with_the_same_outputs
     padded_num = torch.where(valid[..., None], num, noise_num)
     padded_cat = torch.where(valid[..., None], cat, noise_cat)
     torch.testing.assert_close(m.actor(m.trunk_at(padded_num, padded_cat, index)), m.actor(h))
+    assert torch.equal(valid_positions(valid), index)
+    with pytest.raises(ValueError, match="decisions first"):  # padding before a decision
+        valid_positions(valid.flip(1))
 
 
 def test_illegal_actions_get_exactly_zero_probability_and_gradient():
