@@ -145,9 +145,26 @@ def move_damage(move: Move | str, attacker: Side, defender: Side, roll: float = 
     return 0.0
 
 
+def move_damages(move_id: str, attacker: Side, defender: Side) -> tuple[float, float]:
+    """`move_damage` at the average roll and at the lowest, the formula worked out once."""
+    a = _attack(move_id)
+    kind = a.kind
+    if kind == "formula" or (kind == "dreameater" and defender.asleep):
+        p = _unrolled(a.power, a.move_type, attacker, defender, a.halve_defense)
+        return p * AVG_ROLL * a.n_hits, p * MIN_ROLL * a.n_hits
+    dmg = move_damage(move_id, attacker, defender)
+    return dmg, dmg
+
+
 def _formula(power: float, move_type: str, attacker: Side, defender: Side, roll: float,
              halve_defense: bool = False) -> float:
     """Gen 1's damage formula at level 100 for one hit of an attack of this power and type."""
+    return _unrolled(power, move_type, attacker, defender, halve_defense) * roll
+
+
+def _unrolled(power: float, move_type: str, attacker: Side, defender: Side,
+              halve_defense: bool) -> float:
+    """`_formula` before the roll (multiplied last, so either roll gives `_formula`'s bits)."""
     special = move_type in SPECIAL_TYPES
     a = attacker.special if special else attacker.atk
     d = defender.special if special else defender.defense * (2 if defender.reflect else 1)
@@ -155,7 +172,7 @@ def _formula(power: float, move_type: str, attacker: Side, defender: Side, roll:
         d /= 2
     base = (2 * LEVEL / 5 + 2) * power * a / max(d, 1.0) / 50 + 2
     stab = 1.5 if move_type in attacker.types else 1.0
-    return base * stab * _type_mult(move_type, defender.types) * roll
+    return base * stab * _type_mult(move_type, defender.types)
 
 
 def hp_share(damage: float, defender: Side) -> float:

@@ -335,9 +335,11 @@ def featurize(battle: Battle) -> Observation:
     trapping = own_hit and own_last in dex.PARTIAL_TRAPPING_MOVES and opp_active is not None \
         and not opp_active.fainted
 
+    own_fainted = len([m for m in own if m.fainted])  # (generators cost more per item)
+    opp_fainted = len([m for m in opp if m.fainted])
     num += [min(battle.turn, 300) / 100.0,
-            sum(not m.fainted for m in own) / N_SLOTS,
-            (N_SLOTS - sum(m.fainted for m in opp)) / N_SLOTS,
+            (len(own) - own_fainted) / N_SLOTS,
+            (N_SLOTS - opp_fainted) / N_SLOTS,
             len(opp) / N_SLOTS,
             float(battle.force_switch), float(battle.trapped), float(pseudo_only),
             float(active is not None and active.must_recharge),
@@ -377,9 +379,11 @@ def featurize(battle: Battle) -> Observation:
             info = dex.move_info(s.get("id", ""))
             maxpp = s.get("maxpp") or info.max_pp
             mult = dex.type_multiplier(info.type, opp_types) if not info.is_status else 1.0
-            dmg = damage.move_damage(s.get("id", ""), me, them) if me and them else 0.0
-            ko = me is not None and them is not None and them.hp > 0 and \
-                damage.move_damage(s.get("id", ""), me, them, roll=damage.MIN_ROLL) >= them.hp
+            if me is not None and them is not None:
+                dmg, dmg_min = damage.move_damages(s.get("id", ""), me, them)
+                ko = them.hp > 0 and dmg_min >= them.hp
+            else:
+                dmg, ko = 0.0, False
             num += [info.power, info.accuracy, (s.get("pp", maxpp) / maxpp) if maxpp else 1.0,
                     info.priority, math.log2(mult) / 2.0 if mult > 0 else 0.0,
                     float(mult == 0), float(info.type != 0 and info.type in own_types),

@@ -84,3 +84,13 @@ def test_action_features_are_filled_from_recorded_battles():
                     assert 0 <= row[0] <= 1 and 0 <= row[1] <= 1 and row[2] in (-1, 0, 1)
     assert damaging > 50 and fainted > 0
     assert np.isfinite(obs.num).all()
+
+
+def test_both_rolls_at_once_equal_move_damage_to_the_last_bit():
+    asleep = CHANSEY._replace(asleep=True)
+    for move in ("bodyslam", "blizzard", "explosion", "pinmissile", "seismictoss", "superfang",
+                 "fissure", "dreameater", "thunderwave", "notamove"):
+        for attacker, defender in ((TAUROS, CHANSEY), (GENGAR, asleep), (CHANSEY, GENGAR)):
+            avg, low = damage.move_damages(move, attacker, defender)
+            assert avg == damage.move_damage(move, attacker, defender)
+            assert low == damage.move_damage(move, attacker, defender, roll=damage.MIN_ROLL)
