@@ -43,6 +43,7 @@ _STATUS_ID = {Status.BRN: 1, Status.FRZ: 2, Status.PAR: 3, Status.PSN: 4, Status
 # Keyed by name: an Enum member's hash runs in Python, a string's is cached.
 _STATUS_ID_BY_NAME = {s._name_: i for s, i in _STATUS_ID.items()}
 _NO_VOLATILES = [0.0] * len(VOLATILES)
+_VOLATILE_NAMES = tuple(e._name_ for e in VOLATILES)
 
 # Per own slot, against the opponent's active Pokémon (see `damage`): the best share of its HP
 # one of our moves takes, the best share of ours one of its (revealed or typical) moves takes,
@@ -149,9 +150,10 @@ def action_mask(battle: Battle, slots: list[dict[str, Any]] | None = None) -> np
     return mask
 
 
-def action_to_order(action: int, battle: Battle) -> BattleOrder:
-    """The order that carries out `action`; raises ValueError if the action is not legal now."""
-    if not action_mask(battle)[action]:
+def action_to_order(action: int, battle: Battle, mask: np.ndarray | None = None) -> BattleOrder:
+    """The order that carries out `action`; raises ValueError if the action is not legal now
+    (`mask`: the battle's `action_mask`, when the caller has it already)."""
+    if not (action_mask(battle) if mask is None else mask)[action]:
         raise ValueError(f"action {action} is not legal in {battle.battle_tag} turn {battle.turn}")
     if action < N_MOVES:
         return SingleBattleOrder(f"/choose move {action + 1}")
@@ -359,7 +361,11 @@ def featurize(battle: Battle) -> Observation:
         boosts = mon.boosts if mon is not None else {}
         effects = mon.effects if mon is not None else {}
         num += [boosts.get(b, 0) / 6.0 for b in BOOSTS]
-        num += [float(e in effects) for e in VOLATILES] if effects else _NO_VOLATILES
+        if effects:  # by name: an Effect's hash runs in Python, and effects are few
+            names = {e._name_ for e in effects}
+            num += [float(n in names) for n in _VOLATILE_NAMES]
+        else:
+            num += _NO_VOLATILES
     for i in range(N_SLOTS):
         if i < len(opp):
             m = opp[i]

@@ -224,7 +224,7 @@ class RecordingMixin:
                 search: np.ndarray | None = None) -> BattleOrder:
         if isinstance(choice, (int, np.integer)):
             action = int(choice)
-            order = action_to_order(action, battle)
+            order = action_to_order(action, battle, obs.mask)
         else:
             action = order_to_action(choice, battle)
             order = choice
@@ -232,7 +232,7 @@ class RecordingMixin:
                 # Showdown's default choice, or an order outside our action space: send the
                 # explicit first legal action instead, so what is recorded is what was played.
                 action = default_action(obs.mask)
-                order = action_to_order(action, battle)
+                order = action_to_order(action, battle, obs.mask)
         rec = self._records.setdefault(battle.battle_tag, _BattleRecord())
         rqid = (battle.last_request or {}).get("rqid")
         if rec.rqids and rqid is not None and rec.rqids[-1] == rqid:

@@ -119,9 +119,14 @@ def test_every_legal_action_round_trips_through_an_order():
         for a in range(F.N_ACTIONS):
             if mask[a]:
                 assert F.order_to_action(F.action_to_order(a, battle), battle) == a
+                # the mask the caller already has gives the same order
+                assert F.action_to_order(a, battle, mask).message == \
+                    F.action_to_order(a, battle).message
             else:
                 with pytest.raises(ValueError):
                     F.action_to_order(a, battle)
+                with pytest.raises(ValueError):
+                    F.action_to_order(a, battle, mask)
 
 
 def test_poke_env_orders_map_to_our_actions():
