@@ -108,7 +108,8 @@ def test_a_knob_added_later_leaves_old_runs_folders_alone_at_its_default():
 
 def test_the_strong_experiment_is_the_strength_benchmarks_recipe():
     recipe = ["train.steps=4500", "train.augment=true", "train.first_critic_warmup=3000",
-              "bootstrap.train_steps=3000", "collect.battles=2000", "train.compile=true"]
+              "bootstrap.train_steps=3000", "collect.battles=2000", "train.compile=true",
+              "gate.battles=400", "gate.lineage=learner"]
     strong = load_config(["experiment=strong"])
     assert strong.hash() == load_config(recipe).hash() != load_config().hash()
     assert strong.run_name == "strong" and strong.train.compile  # pinned: laptop does not
