@@ -27,7 +27,7 @@ import subprocess
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 import orjson
 from poke_env.concurrency import POKE_LOOP
@@ -53,6 +53,27 @@ def battle_seed(*parts: Any) -> str:
     """A Showdown PRNG seed (`sodium,<32 hex>`) derived from `parts` (run seed, stream, index)."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
     return f"sodium,{digest[:32]}"
+
+
+def _drive(coro: Coroutine[Any, Any, Any], tag: str) -> None:
+    """Run a message handler now, as far as it goes without waiting, rather than as a task.
+
+    A task per message costs more than most messages' handling (a random player decides
+    without ever waiting), and a decision made now joins the policy's batch of this turn of the
+    loop. Where the handler waits (a batched decision, a battle's lock), it goes on when what
+    it waits for is done, as a task would."""
+    try:
+        fut = coro.send(None)
+    except (StopIteration, asyncio.CancelledError):  # done, or its battle was given up
+        return
+    except Exception:  # what a task would have kept: the battle stalls, its timeout ends it
+        log.exception("Handling a message of %s failed", tag)
+        return
+    if fut is None:  # a bare `yield` (asyncio.sleep(0)): go on in the next turn of the loop
+        POKE_LOOP.call_soon(_drive, coro, tag)
+        return
+    fut._asyncio_future_blocking = False  # the protocol Task follows for an awaited future
+    fut.add_done_callback(lambda _: _drive(coro, tag))
 
 
 class _Started:
@@ -401,7 +422,7 @@ class DirectMatch:
         for tag, kind, text in rows:
             if kind in ("p1", "p2"):
                 client = self.players[kind].ps_client
-                asyncio.ensure_future(client._handle_message(f">{tag}\n{text}"))
+                _drive(client._handle_message(f">{tag}\n{text}"), tag)
             elif kind.startswith("search:"):
                 fut = self._searches.pop((tag, kind[7:]), None)
                 if fut is not None and not fut.done():
