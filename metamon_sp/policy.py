@@ -87,6 +87,7 @@ class Policy:
         self._histories: dict[tuple[str, str], _History] = {}
         self._pending: list[tuple[tuple[str, str], np.ndarray, asyncio.Future]] = []
         self._flush_scheduled = False
+        self._deferred = 0
         self.forward_passes = 0
         self.decisions = 0
 
@@ -132,7 +133,7 @@ class Policy:
         """Actions for the battles `keys` (their histories end with the current turn)."""
         return self.choose(keys, masks)[0]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def choose(self, keys: list[tuple[str, str]], masks: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
         """Actions for the battles `keys`, and which of them were exploratory (epsilon)."""
@@ -175,19 +176,19 @@ class Policy:
         others[alone] = mask[alone]
         return q.masked_fill(~others, float("-inf")).argmax(-1).cpu().numpy()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def probabilities(self, key: tuple[str, str], mask: np.ndarray) -> np.ndarray:
         """The policy's action probabilities (A,) at the last turn of battle `key`'s history."""
         logits = masked_logits(self.logits([self._histories[key]]),
                                torch.from_numpy(mask[None]).to(self.device))
         return torch.softmax(logits.double() / self.cfg.temperature, -1)[0].cpu().numpy()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def logits(self, hs: list[_History]) -> torch.Tensor:
         """Unmasked actor logits (B, A) at the last turn of each history."""
         return self.model.actor(self.encode(hs))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, hs: list[_History]) -> Encoding:
         """The context and action embeddings (B, …) at the last turn of each history.
 
@@ -251,6 +252,17 @@ class Policy:
         return await fut
 
     def _flush(self) -> None:
+        # A forward pass costs nearly the same for 10 battles as for 30: while the loop has
+        # other work ready (messages just read, whose decisions would join this batch), let it
+        # go first, a few times at most. (`_ready` is asyncio's queue of ready callbacks; a loop
+        # without one, such as uvloop's, flushes at once.)
+        loop = asyncio.get_running_loop()
+        if len(self._pending) < self.cfg.max_batch and self._deferred < MAX_DEFERRALS \
+                and getattr(loop, "_ready", None):
+            self._deferred += 1
+            loop.call_soon(self._flush)
+            return
+        self._deferred = 0
         # One batch of at most `max_batch` per turn of the loop: between two batches the loop
         # sends the first one's choices, so the simulator plays them while the next is computed.
         pending = self._pending
@@ -271,6 +283,9 @@ class Policy:
             if not fut.done():
                 fut.set_result((int(a), bool(e)))
 
+
+MAX_DEFERRALS = 8
+"""How many times a batch lets other ready work of the loop go first (see `Policy._flush`)."""
 
 _THREADS_BEFORE: int | None = None
 

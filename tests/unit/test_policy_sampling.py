@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import torch
 
@@ -165,3 +167,23 @@ def test_critic_exploration_tries_the_best_challenger_to_the_policys_choice():
         others[chosen] = False
         assert a[0] != chosen
         assert a[0] == int(np.argmax(np.where(others, q.numpy(), -np.inf)))
+
+
+def test_a_batch_lets_decisions_already_ready_in_the_loop_join_it():
+    """A message read in the same turn of the loop as the first decision of a batch (here a
+    callback queued behind it) is decided in the same forward pass, not the next one."""
+    torch.manual_seed(0)
+    policy = Policy(PolicyModel(ModelConfig(context=4)), PolicyConfig(batched=True))
+    obs = _obs(np.random.default_rng(0))
+
+    async def main() -> list:
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(policy.decide(("p1", "b0"), obs, 1))]
+        loop.call_soon(lambda: tasks.append(loop.create_task(policy.decide(("p1", "b1"), obs, 1))))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return await asyncio.gather(*tasks)
+
+    answers = asyncio.run(main())
+    assert len(answers) == 2 and all(obs.mask[a] for a, _ in answers)
+    assert (policy.forward_passes, policy.decisions) == (1, 2)
