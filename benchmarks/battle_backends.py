@@ -1,13 +1,15 @@
 """Battle throughput on both backends, side by side in one run: decisions/s and battles/s of
 random, heuristic and tiny-policy self-play through the real `collect` path (both sides
-featurized and recorded), the simulator-alone ceiling, peak memory, and the Python profile's
-top entries on the direct backend.
+featurized and recorded), the simulator-alone ceiling, Python's CPU time per decision (every
+thread of the collecting process: with one process, what bounds its rate), peak memory, and the
+Python profile's top entries on the direct backend.
 
     python benchmarks/battle_backends.py [--battles 100] [--repeats 2] [--checkpoint PATH]
 
 Each workload runs on the websocket server at concurrency 10 (the default before the direct
 backend), and on the direct backend at concurrency 10 and 32, with one and two instances
-(processes), and with one instance feeding two simulator processes (`collect.simulators=2`). Every configuration runs in a fresh process, and the configurations are
+(processes), and with one instance feeding two simulator processes (`collect.simulators=2`).
+Every configuration runs in a fresh process, and the configurations are
 interleaved `--repeats` times (this machine's speed drifts by ±30% over minutes): the table
 shows each one's median. The profile comes from one more, untimed run.
 The ceiling is Showdown's own BattleStream with its RandomPlayerAI on both sides, in one Node
@@ -47,8 +49,10 @@ def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concur
         from poke_env.concurrency import POKE_LOOP
         prof = cProfile.Profile()
         POKE_LOOP.call_soon_threadsafe(prof.enable)
+    cpu0 = time.process_time()
     with tempfile.TemporaryDirectory() as out:
         s = collect(cfg, Path(out), show_progress=False)
+    cpu = time.process_time() - cpu0  # every thread of this process: what bounds its rate
     top = []
     if prof is not None:
         import pstats
@@ -72,6 +76,9 @@ def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concur
             "decisions_per_s": round(s["decisions"] / s["play_seconds"], 1),
             "decisions_per_battle": round(s["decisions"] / s["battles"], 1),
             "mean_batch": round(dec / fwd, 2) if fwd else None,
+            # one process: its own CPU time (worker processes of several instances are not in it)
+            "python_cpu_us_per_decision": round(1e6 * cpu / s["decisions"]) if instances == 1
+            else None,
             "python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "backend_peak_rss_mb": round(max((i["server_peak_rss_bytes"] or 0)
                                              for i in s["instances"]) / 2**20),
@@ -99,7 +106,7 @@ def ceiling(battles: int, processes: int) -> dict:
             "decisions_per_s": round(sum(o["decisions_per_s"] for o in outs), 1),
             "decisions_per_battle": round(sum(o["decisions"] for o in outs)
                                           / sum(o["battles"] for o in outs), 1),
-            "mean_batch": None, "python_peak_rss_mb": None,
+            "mean_batch": None, "python_cpu_us_per_decision": None, "python_peak_rss_mb": None,
             "backend_peak_rss_mb": round(max(o["peak_rss_bytes"] for o in outs) / 2**20),
             "profile_top": []}
 
@@ -118,8 +125,10 @@ def fresh_checkpoint(folder: Path) -> Path:
     return save_checkpoint(folder / "fresh-tiny", PolicyModel(mc), CheckpointMeta(model=asdict(mc)))
 
 
-COLS = ("p1", "p2", "backend", "instances", "concurrency", "simulators", "battles_per_s", "decisions_per_s",
-        "decisions_per_battle", "mean_batch", "python_peak_rss_mb", "backend_peak_rss_mb")
+COLS = ("p1", "p2", "backend", "instances", "concurrency", "simulators", "battles_per_s",
+        "decisions_per_s",
+        "decisions_per_battle", "mean_batch", "python_cpu_us_per_decision", "python_peak_rss_mb",
+        "backend_peak_rss_mb")
 
 
 def main() -> None:
@@ -152,8 +161,8 @@ def main() -> None:
             for c in configs if rep < args.repeats else profiled:
                 profile = rep == args.repeats
                 t0 = time.monotonic()
-                proc = subprocess.run([sys.executable, __file__, "--concurrency",
-                                       str(c[4]), "--simulators", str(c[5]), "--one", c[0], c[1], c[2],
+                proc = subprocess.run([sys.executable, __file__, "--concurrency", str(c[4]),
+                                       "--simulators", str(c[5]), "--one", c[0], c[1], c[2],
                                        str(c[3]), str(args.battles), "1" if profile else "0"],
                                       capture_output=True, text=True)
                 if proc.returncode != 0:
@@ -188,8 +197,10 @@ def main() -> None:
 
 def _median(runs: list[dict]) -> dict:
     out = dict(runs[0])
-    for k in ("battles_per_s", "decisions_per_s", "decisions_per_battle"):
-        out[k] = round(statistics.median(r[k] for r in runs), 1)
+    for k in ("battles_per_s", "decisions_per_s", "decisions_per_battle", "mean_batch",
+              "python_cpu_us_per_decision"):
+        if out[k] is not None:
+            out[k] = round(statistics.median(r[k] for r in runs), 1)
     out["profile_top"] = next((r["profile_top"] for r in runs if r["profile_top"]), [])
     return out
 
