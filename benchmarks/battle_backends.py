@@ -1,8 +1,9 @@
 """Battle throughput on both backends, side by side in one run: decisions/s and battles/s of
 random, heuristic and tiny-policy self-play through the real `collect` path (both sides
 featurized and recorded), the simulator-alone ceiling, Python's CPU time per decision (every
-thread of the collecting process: with one process, what bounds its rate), peak memory, and the
-Python profile's top entries on the direct backend.
+thread of the collecting process, from the call to `collect` to its return, so loading the policy
+and starting the backend are in it: compare within the column), peak memory, and the Python
+profile's top entries on the direct backend.
 
     python benchmarks/battle_backends.py [--battles 100] [--repeats 2] [--checkpoint PATH]
 
