@@ -132,6 +132,13 @@ class RecordingMixin:
         self.generation = generation
         self._records: dict[str, _BattleRecord] = {}
 
+    def _record_of(self, tag: str) -> _BattleRecord:
+        """The battle's record, made on first use (not built and thrown away on every call)."""
+        rec = self._records.get(tag)
+        if rec is None:
+            rec = self._records[tag] = _BattleRecord()
+        return rec
+
     # -------------------------------------------------------------------- server messages
     @property
     def tracks_gen1(self) -> bool:
@@ -164,7 +171,7 @@ class RecordingMixin:
     async def _handle_battle_message(self, split_messages: list[list[str]]) -> None:
         tag = split_messages[0][0].lstrip(">")
         if tag.startswith("battle-"):
-            rec = self._records.setdefault(tag, _BattleRecord())
+            rec = self._record_of(tag)
             for msg in split_messages[1:]:
                 if len(msg) > 2 and msg[1] == "error":
                     if msg[2].startswith("[Invalid choice]"):
@@ -208,7 +215,7 @@ class RecordingMixin:
 
     def _seed_decision(self, battle: Battle) -> None:
         """Seed `random` from the player, the battle and the decision: baselines replay."""
-        rec = self._records.setdefault(battle.battle_tag, _BattleRecord())
+        rec = self._record_of(battle.battle_tag)
         key = f"{self.decision_seed}|{self.username}|{battle.battle_tag}|{len(rec.actions)}|" \
               f"{rec.invalid}"
         random.seed(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))
@@ -233,7 +240,7 @@ class RecordingMixin:
                 # explicit first legal action instead, so what is recorded is what was played.
                 action = default_action(obs.mask)
                 order = action_to_order(action, battle, obs.mask)
-        rec = self._records.setdefault(battle.battle_tag, _BattleRecord())
+        rec = self._record_of(battle.battle_tag)
         rqid = (battle.last_request or {}).get("rqid")
         if rec.rqids and rqid is not None and rec.rqids[-1] == rqid:
             self._drop_last_step(rec)  # a retry after an invalid choice replaces the decision
@@ -254,7 +261,7 @@ class RecordingMixin:
         self._records.pop(battle_tag, None)
 
     def mark_truncated(self, battle_tag: str) -> None:
-        self._records.setdefault(battle_tag, _BattleRecord()).truncated = True
+        self._record_of(battle_tag).truncated = True
 
     def battle_ages(self) -> dict[str, float]:
         """Seconds since each unfinished battle's first message."""
