@@ -336,3 +336,15 @@ def test_a_critic_warmup_holds_the_policy_at_its_parent_while_the_critic_learns(
     assert max(r["damping/kl_ref"] for r in held[:10]) < 0.1 * free[9]["damping/kl_ref"]
     assert held[39]["damping/kl_ref"] < 0.01
     assert held[-1]["damping/kl_ref"] > 10 * held[39]["damping/kl_ref"]  # then the actor learns
+
+
+def test_an_uncompiled_training_on_two_threads_replays_exactly(data, tmp_path):
+    """Uncompiled on CPU too, the embedding's gradient rows are summed by threads in whatever
+    order they finish unless kernels are deterministic: two runs of one seed drifted apart
+    after ~25 steps of `make run`'s generation 0. With them, the same weights."""
+    cfg = load_config(FAST + ["train.steps=40", "train.device=cpu", "train.threads=2",
+                              "train.batch_size=64", "model.context=16"])
+    a, b = (train(cfg, [data], tmp_path / n) for n in ("a", "b"))
+    wa, wb = (load_checkpoint(p)[0].state_dict() for p in (a, b))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"{k}: two runs of one seed differ"
