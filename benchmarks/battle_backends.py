@@ -127,9 +127,8 @@ def fresh_checkpoint(folder: Path) -> Path:
 
 
 COLS = ("p1", "p2", "backend", "instances", "concurrency", "simulators", "battles_per_s",
-        "decisions_per_s",
-        "decisions_per_battle", "mean_batch", "python_cpu_us_per_decision", "python_peak_rss_mb",
-        "backend_peak_rss_mb")
+        "decisions_per_s", "decisions_per_battle", "mean_batch", "python_cpu_us_per_decision",
+        "python_peak_rss_mb", "backend_peak_rss_mb")
 
 
 def main() -> None:
