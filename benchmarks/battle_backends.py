@@ -1,11 +1,13 @@
 """Battle throughput on both backends, side by side in one run: decisions/s and battles/s of
 random, heuristic and tiny-policy self-play through the real `collect` path (both sides
-featurized and recorded), the simulator-alone ceiling, Python's CPU time per decision (every
-thread of the collecting process, from the call to `collect` to its return, so loading the policy
-and starting the backend are in it: compare within the column), peak memory, and the Python
-profile's top entries on the direct backend.
+featurized and recorded) over its play time (`collect`'s: from when the players are built to
+the last battle's end), the same decisions over the whole call (`with_setup`: starting the
+backend, importing torch and loading the policy too, ~2.5 s once per collection), the
+simulator-alone ceiling, Python's CPU time per decision (every thread of the collecting process,
+from the call to `collect` to its return, so its setup is in it: compare within the column),
+peak memory, and the Python profile's top entries on the direct backend.
 
-    python benchmarks/battle_backends.py [--battles 100] [--repeats 2] [--checkpoint PATH]
+    python benchmarks/battle_backends.py [--battles 300] [--repeats 2] [--checkpoint PATH]
 
 Each workload runs on the websocket server at concurrency 10 (the default before the direct
 backend), and on the direct backend at concurrency 10 and 32, with one and two instances
@@ -50,10 +52,10 @@ def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concur
         from poke_env.concurrency import POKE_LOOP
         prof = cProfile.Profile()
         POKE_LOOP.call_soon_threadsafe(prof.enable)
-    cpu0 = time.process_time()
+    cpu0, wall0 = time.process_time(), time.monotonic()
     with tempfile.TemporaryDirectory() as out:
         s = collect(cfg, Path(out), show_progress=False)
-    cpu = time.process_time() - cpu0  # every thread of this process: what bounds its rate
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0  # every thread of this process: what bounds its rate
     top = []
     if prof is not None:
         import pstats
@@ -75,6 +77,8 @@ def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concur
             "concurrency": concurrency, "simulators": simulators,
             "battles": s["battles"], "battles_per_s": s["battles_per_s"],
             "decisions_per_s": round(s["decisions"] / s["play_seconds"], 1),
+            # the whole call: starting the backend, importing torch, loading the policy too
+            "with_setup": round(s["decisions"] / wall, 1),
             "decisions_per_battle": round(s["decisions"] / s["battles"], 1),
             "mean_batch": round(dec / fwd, 2) if fwd else None,
             # one process: its own CPU time (worker processes of several instances are not in it)
@@ -105,6 +109,7 @@ def ceiling(battles: int, processes: int) -> dict:
             "battles": sum(o["battles"] for o in outs),
             "battles_per_s": round(sum(o["battles_per_s"] for o in outs), 3),
             "decisions_per_s": round(sum(o["decisions_per_s"] for o in outs), 1),
+            "with_setup": None,
             "decisions_per_battle": round(sum(o["decisions"] for o in outs)
                                           / sum(o["battles"] for o in outs), 1),
             "mean_batch": None, "python_cpu_us_per_decision": None, "python_peak_rss_mb": None,
@@ -127,15 +132,17 @@ def fresh_checkpoint(folder: Path) -> Path:
 
 
 COLS = ("p1", "p2", "backend", "instances", "concurrency", "simulators", "battles_per_s",
-        "decisions_per_s", "decisions_per_battle", "mean_batch", "python_cpu_us_per_decision",
-        "python_peak_rss_mb", "backend_peak_rss_mb")
+        "decisions_per_s", "with_setup", "decisions_per_battle", "mean_batch",
+        "python_cpu_us_per_decision", "python_peak_rss_mb", "backend_peak_rss_mb")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", help="the policy (default: a freshly initialised tiny model; "
                     "a trained one plays shorter battles)")
-    ap.add_argument("--battles", type=int, default=100, help="battles per configuration")
+    ap.add_argument("--battles", type=int, default=300,
+                    help="battles per configuration (fewer: the first and last battles, with "
+                    "fewer in flight, weigh on the rate; 32 in flight more than 10)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=10, help=argparse.SUPPRESS)
     ap.add_argument("--simulators", type=int, default=1, help=argparse.SUPPRESS)
@@ -197,8 +204,8 @@ def main() -> None:
 
 def _median(runs: list[dict]) -> dict:
     out = dict(runs[0])
-    for k in ("battles_per_s", "decisions_per_s", "decisions_per_battle", "mean_batch",
-              "python_cpu_us_per_decision"):
+    for k in ("battles_per_s", "decisions_per_s", "with_setup", "decisions_per_battle",
+              "mean_batch", "python_cpu_us_per_decision"):
         if out[k] is not None:
             out[k] = round(statistics.median(r[k] for r in runs), 1)
     out["profile_top"] = next((r["profile_top"] for r in runs if r["profile_top"]), [])

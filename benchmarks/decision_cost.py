@@ -146,6 +146,10 @@ def replay(path: Path) -> dict[str, Any]:
                 self._on_rows(rows)
 
     cfg = load_config(_overrides(rec["p1"], rec["p2"], rec["battles"]))
+    if rec["p1"].startswith("checkpoint:"):
+        # torch, imported outside the timing: revisions before `PlayClock` counted importing it
+        # (~2 s) in the play time, later ones do not
+        import metamon_sp.policy  # noqa: F401
     cpu = threading.Event()
     loop_cpu: list[float] = []
     POKE_LOOP.call_soon_threadsafe(lambda: (loop_cpu.append(time.thread_time()), cpu.set()))

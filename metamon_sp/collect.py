@@ -20,7 +20,7 @@ import threading
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor, wait
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -71,9 +71,11 @@ def open_backend(cfg: Config, log_dir: Path | str, suffix: str = "") -> Backend:
     """`collect.backend`'s host for battles, started on first use (see `with`)."""
     log_dir = Path(log_dir)
     if cfg.collect.backend == "direct":
+        formats = (cfg.format,)  # its data loads while the players are built
         if cfg.collect.simulators > 1:
-            return OnDemandSimPool(log_dir / f"sim{suffix}.log", cfg.collect.simulators)
-        return OnDemandSim(log_dir / f"sim{suffix}.log")
+            return OnDemandSimPool(log_dir / f"sim{suffix}.log", cfg.collect.simulators,
+                                   formats=formats)
+        return OnDemandSim(log_dir / f"sim{suffix}.log", formats=formats)
     return OnDemandServer(log_dir / f"showdown{suffix}.log")
 
 
@@ -106,6 +108,22 @@ class BattleBook:
             n = len(self._ready) // multiple_of * multiple_of
             ready, self._ready = self._ready[:n], self._ready[n:]
             return ready
+
+
+class PlayClock:
+    """Play time: from when the first players are built (the backend started, their policies
+    loaded: once per collection, however many battles) to the end, restarts included. What
+    rates of play (`battles_per_s`) divide by."""
+
+    def __init__(self) -> None:
+        self._t0: float | None = None
+
+    def start(self) -> None:
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+
+    def seconds(self) -> float:
+        return 0.0 if self._t0 is None else time.monotonic() - self._t0
 
 
 @dataclass
@@ -145,7 +163,7 @@ def _forfeit_overdue(p1: Any, p2: Any, timeout_s: float, forfeited: set[str],
 
 async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
                 flush: Callable[[list[list[Trajectory]]], None], samplers: list[Teambuilder],
-                names: dict[str, str], generation: int, tag: str) -> None:
+                names: dict[str, str], generation: int, tag: str, clock: PlayClock) -> None:
     """Play `n` battles on `server`, flushing complete battles as shards fill up."""
     p1_id, p2_id = _player_ids(cfg)
     c = cfg.collect
@@ -154,6 +172,11 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
                   generation=generation, policy_cfg=cfg.policy, seed=cfg.seed)
     p1 = build_player(p1_id, username=f"p1-{tag}", team=samplers[0], opponent_id=p2_id, **common)
     p2 = build_player(p2_id, username=f"p2-{tag}", team=samplers[1], opponent_id=p1_id, **common)
+    for p in (p1, p2):  # play starts once both are connected (a dead server: see below)
+        logged_in = asyncio.run_coroutine_threadsafe(p.ps_client.logged_in.wait(), POKE_LOOP)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.wrap_future(logged_in), timeout=30)
+    clock.start()
     games = asyncio.ensure_future(p1.battle_against(p2, n_battles=n))
     forfeited: set[str] = set()
     try:
@@ -178,7 +201,8 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
 
 def _play_direct(sim: BattleSim | SimPool, cfg: Config, n: int, book: BattleBook,
                  flush: Callable[[list[list[Trajectory]]], None], samplers: list[Teambuilder],
-                 names: dict[str, str], generation: int, session: str, first_index: int) -> None:
+                 names: dict[str, str], generation: int, session: str, first_index: int,
+                 clock: PlayClock) -> None:
     """`_play` on the direct backend: battle k of `session` is seeded from the run seed."""
     p1_id, p2_id = _player_ids(cfg)
     c = cfg.collect
@@ -192,6 +216,7 @@ def _play_direct(sim: BattleSim | SimPool, cfg: Config, n: int, book: BattleBook
     p2 = build_player(p2_id, username=f"p2-{session}", team=samplers[1], opponent_id=p1_id,
                       **common)
     sim.ensure_started()
+    clock.start()
     match = DirectMatch(sim, p1, p2, n, cfg.format, session, seed=cfg.seed,
                         concurrency=c.concurrency, first_index=first_index)
     games = match.future()
@@ -297,8 +322,8 @@ def _run_matchup(cfg: Config, out_dir: Path | str, instance: int, prefix: str, n
     stream = f"g{generation}i{instance}x{zlib.crc32(prefix.encode()):08x}"
     with own or nullcontext(server) as server:
         if isinstance(server, DIRECT):
-            server.ensure_started()
-        t0 = time.monotonic()  # play time: the server's start is not part of the rate
+            server.ensure_started()  # it loads its data while the players are built
+        clock = PlayClock()
         while written < n_battles:
             book = BattleBook(c.record)
             try:
@@ -307,12 +332,12 @@ def _run_matchup(cfg: Config, out_dir: Path | str, instance: int, prefix: str, n
                     # replays the same battles, a resumed one goes on where the data stops
                     session = f"{stream}r{server.restarts}"
                     _play_direct(server, cfg, n_battles - written, book, flush, samplers, names,
-                                 generation, session, first_index=written)
+                                 generation, session, first_index=written, clock=clock)
                 else:
                     tag = f"i{instance}r{server.restarts}{secrets.token_hex(2)}"
                     session = tag
                     asyncio.run(_play(server, cfg, n_battles - written, book, flush, samplers,
-                                      names, generation, tag))
+                                      names, generation, tag, clock))
             except ServerDied as e:
                 if server.restarts >= c.max_server_restarts:
                     raise CollectError(f"instance {instance}: {e}; gave up after "
@@ -321,7 +346,7 @@ def _run_matchup(cfg: Config, out_dir: Path | str, instance: int, prefix: str, n
                 server.restart()
         peak = server.peak_rss_bytes()
         restarts = server.restarts
-    return InstanceResult(instance, played, time.monotonic() - t0, restarts, peak)
+    return InstanceResult(instance, played, clock.seconds(), restarts, peak)
 
 
 def _instance_entry(args: tuple) -> InstanceResult:

@@ -1,5 +1,8 @@
 // Many battles in one process, driven over stdin/stdout: the simulator without a server.
-// argv[2]: the installed pokemon-showdown package folder.
+// argv[2]: the installed pokemon-showdown package folder; argv[3..]: formats whose data to load
+// at once (Python builds its players and loads its policy meanwhile; loaded on the first battle
+// instead, the data costs ~0.5 s while Python waits). A format that fails to load is reported
+// on stderr, and again by each battle that asks for it.
 //
 // stdin, one JSON object per line:
 //   {"t":"start","id":TAG,"format":"gen1ou","seed":"sodium,<32 hex>","p1":[NAME,TEAM],"p2":[NAME,TEAM]}
@@ -29,6 +32,14 @@ const {Teams, TeamValidator} = require(pkg);
 const {Battle, extractChannelMessages} = require(path.join(pkg, 'dist', 'sim', 'battle'));
 
 const search = require('./search.js').makeSearch(pkg);
+
+for (const format of process.argv.slice(3)) {
+  try {
+    TeamValidator.get(format).dex.includeData();
+  } catch (err) {
+    process.stderr.write(`could not load the data of format ${format}: ${err}\n`);
+  }
+}
 
 const battles = new Map();  // tag -> {battle, rqid, started: {p1, p2}}
 const teams = new Map();    // format + packed team -> normalised packed team, or Error

@@ -93,8 +93,9 @@ class BattleSim(_Started):
     Its stdin is a pipe only we hold: when this process dies, however it dies, the simulator
     reads EOF and exits, so no orphan outlives us."""
 
-    def __init__(self, log_path: Path | str):
+    def __init__(self, log_path: Path | str, formats: tuple[str, ...] = ()):
         self.log_path = Path(log_path)
+        self.formats = tuple(formats)  # whose data the process loads as it starts
         self.restarts = 0
         self._proc: subprocess.Popen | None = None
         self._rest = b""
@@ -107,7 +108,7 @@ class BattleSim(_Started):
     def command(self) -> tuple[list[str], Path]:
         """The simulator's command line and working folder."""
         pkg = ensure_installed()
-        return ["node", str(POOL_SCRIPT), str(pkg)], pkg
+        return ["node", str(POOL_SCRIPT), str(pkg), *self.formats], pkg
 
     def start(self) -> None:
         argv, cwd = self.command()
@@ -270,13 +271,14 @@ class SimPool(_Started):
     on their own, so which process plays one does not change it. A death of any process loses
     the battles in flight on all of them (`restart` restarts all), like a single simulator's."""
 
-    def __init__(self, log_path: Path | str, n: int, sim_type: type[BattleSim] = BattleSim):
+    def __init__(self, log_path: Path | str, n: int, sim_type: type[BattleSim] = BattleSim,
+                 formats: tuple[str, ...] = ()):
         if n < 1:
             raise ValueError(f"a simulator pool needs at least one process, not {n}")
         self.log_path = Path(log_path)
         stem, suffix = self.log_path.stem, self.log_path.suffix
         self.sims = [sim_type(self.log_path.with_name(f"{stem}-s{j}{suffix}") if n > 1
-                              else self.log_path) for j in range(n)]
+                              else self.log_path, formats=formats) for j in range(n)]
         self.restarts = 0
         self._where: dict[str, BattleSim] = {}    # battle tag -> the process playing it
         self._load = {id(sim): 0 for sim in self.sims}

@@ -154,3 +154,30 @@ def test_protocol_fed_without_a_server_records_what_the_server_path_recorded(tmp
         assert (t.outcome, t.turns, t.invalid_actions) == (s.outcome, s.turns, s.invalid_actions)
         for name in ("obs_num", "obs_cat", "masks", "actions", "facts"):
             np.testing.assert_array_equal(getattr(t, name), getattr(s, name), err_msg=name)
+
+
+def test_a_format_the_simulator_cannot_load_at_start_is_named_and_battles_still_play(tmp_path):
+    """`formats` load as the process starts (not on its first battle); a bad one is named in
+    the simulator's log, and the process goes on serving the formats that exist."""
+    import threading
+
+    from metamon_sp.showdown.direct import BattleSim, battle_seed
+    from metamon_sp.teams import load_team_set
+
+    team = load_team_set("gen1ou")[0].packed
+    requested = threading.Event()
+
+    def on_rows(rows):
+        if any(r[1] == "p1" and r[2].startswith("|request|") for r in rows or ()):
+            requested.set()
+
+    log = tmp_path / "sim.log"
+    with BattleSim(log, formats=("gen1ou", "gen1nosuchformat")) as sim:
+        sim.listen(on_rows)
+        POKE_LOOP.call_soon_threadsafe(sim.send, {
+            "t": "start", "id": "battle-gen1ou-t0", "format": "gen1ou", "seed": battle_seed(0),
+            "p1": ["a", team], "p2": ["b", team]})
+        assert requested.wait(60)
+    text = log.read_text()
+    assert "could not load the data of format gen1nosuchformat" in text
+    assert "format gen1ou:" not in text

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from metamon_sp.cli import UsageError, main, split_args
-from metamon_sp.collect import BattleBook, split_battles
+from metamon_sp.collect import BattleBook, PlayClock, split_battles
 from tests.factories import make_battle
 
 
@@ -44,3 +44,16 @@ def test_battle_book_pairs_sides_and_keeps_recorded_ones(record, kept_sides):
 
 def test_split_battles():
     assert split_battles(10, 3) == [4, 3, 3] and sum(split_battles(7, 7)) == 7
+
+
+def test_play_time_starts_with_the_first_players_and_a_restart_does_not_reset_it(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("metamon_sp.collect.time.monotonic", lambda: now[0])
+    clock = PlayClock()
+    now[0] = 103.0  # the backend starts, torch is imported, the policy loads: not play
+    assert clock.seconds() == 0.0
+    clock.start()
+    now[0] = 110.0
+    clock.start()  # the players of a restarted backend
+    now[0] = 112.0
+    assert clock.seconds() == 9.0

@@ -13,8 +13,8 @@ from metamon_sp.showdown.direct import BattleSim, SimPool
 class Recorder(BattleSim):
     """Keeps what it is sent instead of writing it to a process."""
 
-    def __init__(self, log_path):
-        super().__init__(log_path)
+    def __init__(self, log_path, formats=()):
+        super().__init__(log_path, formats)
         self.got: list[dict[str, Any]] = []
 
     def send(self, command: dict[str, Any]) -> None:
