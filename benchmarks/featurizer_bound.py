@@ -1,0 +1,130 @@
+"""How fast would battles run if featurizing cost nothing? An upper bound for any featurizer work.
+
+    python benchmarks/featurizer_bound.py [--battles 200] [--rounds 2] [--simulators 1]
+
+Plays random vs random and simple_heuristics vs random on the direct backend (concurrency 32),
+each with the real featurizer and with one that only computes the legality mask (the rest of
+the observation zeros), in alternating rounds, each in a fresh process. Neither player reads
+more of the observation than its mask, and every decision is seeded: both versions play the
+very same battles (the run checks the decision counts agree). Prints decisions/s over play
+time, and the CPU share of Python's busiest thread and of the simulator process(es) over the
+middle 60% of the run: which of the two bounds the rate once featurizing is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = (("random", "random"), ("simple_heuristics", "random"))
+
+
+def _cpu_seconds(stat_path: str) -> float:
+    with open(stat_path) as f:
+        st = f.read()
+    fields = st[st.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _snapshot(sim_pids: list[int]) -> tuple[float, dict[str, float], float]:
+    threads = {t: _cpu_seconds(f"{t}/stat") for t in glob.glob("/proc/self/task/*")}
+    sim = sum(_cpu_seconds(f"/proc/{p}/stat") for p in sim_pids if os.path.exists(f"/proc/{p}"))
+    return time.monotonic(), threads, sim
+
+
+def run_one(p1: str, p2: str, battles: int, free: bool, simulators: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+
+    import metamon_sp.players as players
+    from metamon_sp import features
+    from metamon_sp.collect import collect
+    from metamon_sp.config import load_config
+    from metamon_sp.showdown import direct
+
+    if free:
+        zeros = (np.zeros(features.N_NUM, np.float32), np.zeros(features.N_CAT, np.int16),
+                 np.zeros(features.N_FACTS, np.float32))
+        players.featurize = lambda b: features.Observation(
+            zeros[0], zeros[1], features.action_mask(b), zeros[2])
+    sims: list[direct.BattleSim] = []
+    start = direct.BattleSim.start
+
+    def tracked_start(self: direct.BattleSim) -> None:
+        start(self)
+        sims.append(self)
+    direct.BattleSim.start = tracked_start
+    cfg = load_config([f"collect.p1={p1}", f"collect.p2={p2}", f"collect.battles={battles}",
+                       "collect.backend=direct", "collect.concurrency=32",
+                       f"collect.simulators={simulators}"])
+    samples: list[tuple[float, dict[str, float], float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            samples.append(_snapshot([s.pid for s in sims if s.pid]))
+    threading.Thread(target=sample, daemon=True).start()
+    with tempfile.TemporaryDirectory() as out:
+        s = collect(cfg, Path(out), show_progress=False)
+    stop.set()
+    out = {"decisions": s["decisions"], "decisions_per_s": s["decisions"] / s["play_seconds"],
+           "python_busiest_thread": float("nan"), "simulators_cores": float("nan")}
+    if len(samples) >= 5:  # (a run too short to have a middle reports rates only)
+        a, b = samples[len(samples) // 5], samples[4 * len(samples) // 5]
+        span = b[0] - a[0]
+        out["python_busiest_thread"] = max(b[1][t] - a[1].get(t, 0.0) for t in b[1]) / span
+        out["simulators_cores"] = (b[2] - a[2]) / span
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--battles", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--simulators", type=int, default=1)
+    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        p1, p2, free = args.one
+        print(json.dumps(run_one(p1, p2, args.battles, free == "1", args.simulators)))
+        return
+    rows: dict[tuple[str, bool], list[dict]] = {(p1, f): [] for p1, _ in WORKLOADS
+                                                for f in (False, True)}
+    for _ in range(args.rounds):
+        for p1, p2 in WORKLOADS:
+            for free in (False, True):
+                proc = subprocess.run([sys.executable, __file__, "--battles", str(args.battles),
+                                       "--simulators", str(args.simulators), "--one", p1, p2,
+                                       "1" if free else "0"], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    sys.exit(proc.stderr[-3000:])
+                row = json.loads(proc.stdout.strip().splitlines()[-1])
+                rows[(p1, free)].append(row)
+                print(json.dumps({"p1": p1, "free": free, **row}), file=sys.stderr, flush=True)
+    print(f"medians of {args.rounds} alternating rounds, {args.battles} battles each, "
+          f"direct backend, concurrency 32, {args.simulators} simulator(s), {os.cpu_count()} cores")
+    print("| workload | featurizer | decisions/s | Python's busiest thread (cores) | "
+          "simulator (cores) |")
+    print("|---|---|---|---|---|")
+    for (p1, free), runs in rows.items():
+        if len({r["decisions"] for r in rows[(p1, False)] + rows[(p1, True)]}) != 1:
+            sys.exit(f"{p1}: the two featurizers played different battles; the bound is void")
+        med = {k: statistics.median(r[k] for r in runs)
+               for k in ("decisions_per_s", "python_busiest_thread", "simulators_cores")}
+        print(f"| {p1} vs random | {'mask only' if free else 'real'} | "
+              f"{med['decisions_per_s']:,.0f} | {med['python_busiest_thread']:.2f} | "
+              f"{med['simulators_cores']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
