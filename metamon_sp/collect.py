@@ -20,7 +20,7 @@ import threading
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor, wait
-from contextlib import nullcontext, suppress
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -161,6 +161,18 @@ def _forfeit_overdue(p1: Any, p2: Any, timeout_s: float, forfeited: set[str],
             forfeit(battle_tag)
 
 
+async def _logged_in(players: list[Any], server: ShowdownServer, timeout_s: float = 30.0) -> None:
+    """Until the players are logged in (their play starts then), the server dies, or
+    `timeout_s` passes; what follows in `_play` reports a dead server or a stuck battle."""
+    deadline = time.monotonic() + timeout_s
+    for p in players:
+        done = asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(p.ps_client.logged_in.wait(), POKE_LOOP))
+        while not done.done() and server.alive() and time.monotonic() < deadline:
+            await asyncio.wait({done}, timeout=0.5)
+        done.cancel()
+
+
 async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
                 flush: Callable[[list[list[Trajectory]]], None], samplers: list[Teambuilder],
                 names: dict[str, str], generation: int, tag: str, clock: PlayClock) -> None:
@@ -172,10 +184,7 @@ async def _play(server: ShowdownServer, cfg: Config, n: int, book: BattleBook,
                   generation=generation, policy_cfg=cfg.policy, seed=cfg.seed)
     p1 = build_player(p1_id, username=f"p1-{tag}", team=samplers[0], opponent_id=p2_id, **common)
     p2 = build_player(p2_id, username=f"p2-{tag}", team=samplers[1], opponent_id=p1_id, **common)
-    for p in (p1, p2):  # play starts once both are connected (a dead server: see below)
-        logged_in = asyncio.run_coroutine_threadsafe(p.ps_client.logged_in.wait(), POKE_LOOP)
-        with suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.wrap_future(logged_in), timeout=30)
+    await _logged_in([p1, p2], server)
     clock.start()
     games = asyncio.ensure_future(p1.battle_against(p2, n_battles=n))
     forfeited: set[str] = set()
