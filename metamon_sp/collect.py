@@ -112,8 +112,8 @@ class BattleBook:
 
 class PlayClock:
     """Play time: from when the first players are built (the backend started, their policies
-    loaded: once per collection, however many battles) to the end, restarts included. What
-    rates of play (`battles_per_s`) divide by."""
+    loaded, on a server logged in: once per collection, however many battles) to the end,
+    restarts included. What rates of play (`battles_per_s`) divide by."""
 
     def __init__(self) -> None:
         self._t0: float | None = None
