@@ -5,7 +5,8 @@ simple_heuristics vs simple_heuristics at concurrency 1 and 10, in one run.
 
 Each configuration runs in a fresh process (so its peak memory is its own) through the real
 `collect` path: featurizing and recording both sides, writing shards. Battles/s counts play time
-from server ready to the last shard written; the server's start (~3 s) is reported apart.
+from the players logged in to the last shard written (`collect.PlayClock`; before 2026-12-07
+the server's start was in it); the start (~3 s) is reported apart.
 """
 
 from __future__ import annotations
