@@ -55,7 +55,8 @@ def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concur
     cpu0, wall0 = time.process_time(), time.monotonic()
     with tempfile.TemporaryDirectory() as out:
         s = collect(cfg, Path(out), show_progress=False)
-    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0  # every thread of this process: what bounds its rate
+    # CPU: every thread of this process, what bounds its rate
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     top = []
     if prof is not None:
         import pstats
