@@ -74,8 +74,8 @@ def run_one(p1: str, p2: str, battles: int, free: bool, simulators: int) -> dict
         while not stop.wait(0.5):
             samples.append(_snapshot([s.pid for s in sims if s.pid]))
     threading.Thread(target=sample, daemon=True).start()
-    with tempfile.TemporaryDirectory() as out:
-        s = collect(cfg, Path(out), show_progress=False)
+    with tempfile.TemporaryDirectory() as folder:
+        s = collect(cfg, Path(folder), show_progress=False)
     stop.set()
     out = {"decisions": s["decisions"], "decisions_per_s": s["decisions"] / s["play_seconds"],
            "python_busiest_thread": float("nan"), "simulators_cores": float("nan")}
@@ -111,14 +111,15 @@ def main() -> None:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
                 rows[(p1, free)].append(row)
                 print(json.dumps({"p1": p1, "free": free, **row}), file=sys.stderr, flush=True)
+    for p1, _ in WORKLOADS:
+        if len({r["decisions"] for r in rows[(p1, False)] + rows[(p1, True)]}) != 1:
+            sys.exit(f"{p1}: the two featurizers played different battles; the bound is void")
     print(f"medians of {args.rounds} alternating rounds, {args.battles} battles each, "
           f"direct backend, concurrency 32, {args.simulators} simulator(s), {os.cpu_count()} cores")
     print("| workload | featurizer | decisions/s | Python's busiest thread (cores) | "
           "simulator (cores) |")
     print("|---|---|---|---|---|")
     for (p1, free), runs in rows.items():
-        if len({r["decisions"] for r in rows[(p1, False)] + rows[(p1, True)]}) != 1:
-            sys.exit(f"{p1}: the two featurizers played different battles; the bound is void")
         med = {k: statistics.median(r[k] for r in runs)
                for k in ("decisions_per_s", "python_busiest_thread", "simulators_cores")}
         print(f"| {p1} vs random | {'mask only' if free else 'real'} | "
