@@ -17,6 +17,12 @@ interleaved `--repeats` times (this machine's speed drifts by ±30% over minutes
 shows each one's median. The profile comes from one more, untimed run.
 The ceiling is Showdown's own BattleStream with its RandomPlayerAI on both sides, in one Node
 process and in one per core at once (benchmarks/sim_ceiling.js).
+
+`--baseline REV` adds the websocket server path of an older revision of this repository (its
+code as committed, run from a copy), interleaved with the rest: issue 10's targets are against
+the code of the day it was filed (`--baseline c192916`). Its play time is its own `collect`'s
+(from after the server's start, players' build included), with torch imported beforehand as
+today's clock excludes it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # its sibling modules, also when loaded by path (tests)
+from revision import export_revision  # noqa: E402
 
 
 def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concurrency: int,
@@ -91,6 +99,42 @@ def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concur
             "profile_top": top}
 
 
+def run_revision(tree: str, p1: str, p2: str, battles: int, concurrency: int) -> dict:
+    """The server path of the code under `tree` (an older revision): its own `collect`."""
+    import resource
+
+    sys.path.insert(0, tree)
+    import metamon_sp
+
+    if not Path(metamon_sp.__file__).resolve().is_relative_to(Path(tree).resolve()):
+        sys.exit(f"--baseline: imported metamon_sp from {metamon_sp.__file__}, not from {tree}")
+    import metamon_sp.policy  # noqa: F401  torch's import out of the play time, as today's
+    from metamon_sp.collect import collect
+    from metamon_sp.config import load_config
+
+    cfg = load_config([f"collect.p1={p1}", f"collect.p2={p2}", f"collect.battles={battles}",
+                       f"collect.concurrency={concurrency}", "policy.batched=true"])
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    with tempfile.TemporaryDirectory() as out:
+        s = collect(cfg, Path(out), show_progress=False)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    fwd = sum(p.forward_passes for p in metamon_sp.policy._POLICIES.values())
+    dec = sum(p.decisions for p in metamon_sp.policy._POLICIES.values())
+    return {"p1": "policy" if p1.startswith("checkpoint:") else p1,
+            "p2": "self" if p2 == "self" else p2, "backend": f"server @{Path(tree).name}",
+            "instances": 1, "concurrency": concurrency, "simulators": 1,
+            "battles": s["battles"], "battles_per_s": s["battles_per_s"],
+            "decisions_per_s": round(s["decisions"] / s["play_seconds"], 1),
+            "with_setup": round(s["decisions"] / wall, 1),
+            "decisions_per_battle": round(s["decisions"] / s["battles"], 1),
+            "mean_batch": round(dec / fwd, 2) if fwd else None,
+            "python_cpu_us_per_decision": round(1e6 * cpu / s["decisions"]),
+            "python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "backend_peak_rss_mb": round(max((i["server_peak_rss_bytes"] or 0)
+                                             for i in s["instances"]) / 2**20),
+            "profile_top": []}
+
+
 def ceiling(battles: int, processes: int) -> dict:
     from metamon_sp.showdown import ensure_installed
     from metamon_sp.teams import load_team_set
@@ -148,20 +192,37 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10, help=argparse.SUPPRESS)
     ap.add_argument("--simulators", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--rows", choices=("all", "targets"), default="all",
+                    help="targets: only what issue 10's ratios need (random and policy play, "
+                    "server at 10 and direct at 32; more rounds in the same time)")
+    ap.add_argument("--baseline", metavar="REV", help="also the server path of this older "
+                    "revision (issue 10's day: c192916)")
     ap.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--revision-one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.revision_one:
+        tree, p1, p2, n = args.revision_one
+        print(json.dumps(run_revision(tree, p1, p2, int(n), 10)))
+        return
     if args.one:
         p1, p2, backend, inst, n, prof = args.one
         print(json.dumps(run_one(p1, p2, backend, int(inst), int(n), args.concurrency,
                                  prof == "1", args.simulators)))
         return
     with tempfile.TemporaryDirectory() as tmp:
+        tree = export_revision(args.baseline, Path(tmp) / args.baseline.replace("/", "-"),
+                               "--baseline") \
+            if args.baseline else None
         spec = f"checkpoint:{args.checkpoint or fresh_checkpoint(Path(tmp))}"
-        configs = []
-        for p1, p2 in (("random", "random"), ("simple_heuristics", "random"), (spec, "self")):
-            configs += [(p1, p2, "showdown", 1, 10, 1), (p1, p2, "direct", 1, 10, 1),
-                        (p1, p2, "direct", 1, 32, 1), (p1, p2, "direct", 2, 32, 1),
-                        (p1, p2, "direct", 1, 32, 2)]
+        workloads = [("random", "random"), ("simple_heuristics", "random"), (spec, "self")]
+        # (backend, instances, concurrency, simulators)
+        setups = [("showdown", 1, 10, 1), ("direct", 1, 10, 1), ("direct", 1, 32, 1),
+                  ("direct", 2, 32, 1), ("direct", 1, 32, 2)]
+        if args.rows == "targets":
+            workloads, setups = [workloads[0], workloads[2]], [setups[0], setups[2]]
+        configs = [(p1, p2, *setup) for p1, p2 in workloads for setup in setups]
+        if tree is not None:
+            configs += [(p1, p2, "baseline", 1, 10, 1) for p1, p2 in workloads]
         results: dict[tuple, list[dict]] = {c: [] for c in configs}
         ceilings: dict[int, list[dict]] = {1: [], 2: []}
         profiled = [c for c in configs if c[2:] == ("direct", 1, 32, 1)]
@@ -169,10 +230,13 @@ def main() -> None:
             for c in configs if rep < args.repeats else profiled:
                 profile = rep == args.repeats
                 t0 = time.monotonic()
-                proc = subprocess.run([sys.executable, __file__, "--concurrency", str(c[4]),
-                                       "--simulators", str(c[5]), "--one", c[0], c[1], c[2],
-                                       str(c[3]), str(args.battles), "1" if profile else "0"],
-                                      capture_output=True, text=True)
+                cmd = [sys.executable, __file__, "--concurrency", str(c[4]),
+                       "--simulators", str(c[5]), "--one", c[0], c[1], c[2], str(c[3]),
+                       str(args.battles), "1" if profile else "0"]
+                if c[2] == "baseline":
+                    cmd = [sys.executable, __file__, "--revision-one", str(tree), c[0], c[1],
+                           str(args.battles)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
                     sys.exit(proc.stderr[-3000:])
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -193,6 +257,8 @@ def main() -> None:
     print("|" + "---|" * len(COLS))
     for r in rows:
         print("| " + " | ".join(str(r[c]) for c in COLS) + " |")
+    print()
+    print_targets(results, ceilings, rows)
     for r in rows:
         if r["profile_top"]:
             print(f"\nprofile, {r['p1']} vs {r['p2']} on the direct backend (poke-env's loop "
@@ -201,6 +267,40 @@ def main() -> None:
                 print(f"  {e['self_share']:6.1%}  {e['function']}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+def targets(rows: list[dict]) -> dict[str, float]:
+    """Issue 10's ratios (name, with its target, → value) against every server path in `rows`."""
+    def rate(p1: str, backend: str, instances: int = 1, concurrency: int = 10) -> float | None:
+        return next((r["decisions_per_s"] for r in rows if r["p1"] == p1
+                     and r["backend"] == backend and r["instances"] == instances
+                     and r["concurrency"] == concurrency and r["simulators"] == instances), None)
+
+    policy, random_ = rate("policy", "direct", 1, 32), rate("random", "direct", 1, 32)
+    out = {}
+    for server in sorted({r["backend"] for r in rows if r["backend"].startswith("server")}
+                         | {"showdown"}):
+        sp, sr = rate("policy", server), rate("random", server)
+        if policy and sp:
+            out[f"direct policy play / {server}'s policy play (target 2.0)"] = policy / sp
+        if policy and sr:
+            out[f"direct policy play / {server}'s random play (target 1.0)"] = policy / sr
+    top = rate("sim alone (random)", "node only", 2)
+    if random_ and top:
+        out["direct random play / the two-process ceiling (target 0.5)"] = random_ / top
+    return out
+
+
+def print_targets(results: dict[tuple, list[dict]], ceilings: dict[int, list[dict]],
+                  rows: list[dict]) -> None:
+    """Each ratio from the medians, and paired within each round (the runs of one round are
+    minutes apart, the rounds further: the machine's drift is smaller within one)."""
+    rounds = [targets([v[i] for v in (*results.values(), *ceilings.values()) if len(v) > i])
+              for i in range(max(len(v) for v in results.values()))]
+    for name, value in targets(rows).items():
+        paired = sorted(r[name] for r in rounds if name in r)
+        print(f"{name}: {value:.2f} from the medians; per round {statistics.median(paired):.2f} "
+              f"median, {paired[0]:.2f}-{paired[-1]:.2f} range ({len(paired)} rounds)")
 
 
 def _median(runs: list[dict]) -> dict:

@@ -34,6 +34,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # its sibling modules, also when loaded by path (tests)
+from revision import export_revision  # noqa: E402
+
 ROOT = HERE.parent
 
 
@@ -177,16 +180,6 @@ def _replay_in(tree: Path, record_path: Path) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _export(rev: str, folder: Path) -> Path:
-    tree = folder / "rev"
-    tree.mkdir()
-    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True)
-    if archive.returncode != 0:
-        sys.exit(f"--against {rev}: git cannot archive it ({archive.stderr.decode().strip()})")
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
-    return tree
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workload", choices=("random", "policy"), default="random")
@@ -204,7 +197,6 @@ def main() -> None:
         record_path = Path(args.record) if args.record else Path(tmp) / "record.json"
         if not record_path.exists():
             if args.workload == "policy":
-                sys.path.insert(0, str(HERE))
                 from battle_backends import fresh_checkpoint
 
                 ckpt = args.checkpoint or fresh_checkpoint(Path(tmp))
@@ -216,7 +208,7 @@ def main() -> None:
                   file=sys.stderr)
         trees = {"today": ROOT}
         if args.against:
-            trees[args.against] = _export(args.against, Path(tmp))
+            trees[args.against] = export_revision(args.against, Path(tmp) / "rev", "--against")
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for r in range(args.rounds):
             for name in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
