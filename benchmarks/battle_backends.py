@@ -293,14 +293,26 @@ def targets(rows: list[dict]) -> dict[str, float]:
 
 def print_targets(results: dict[tuple, list[dict]], ceilings: dict[int, list[dict]],
                   rows: list[dict]) -> None:
-    """Each ratio from the medians, and paired within each round (the runs of one round are
-    minutes apart, the rounds further: the machine's drift is smaller within one)."""
+    """Each ratio from the medians, and paired within each round: the runs of one round are
+    minutes apart, the rounds further, and this machine's speed drifts by ±30% over minutes."""
     rounds = [targets([v[i] for v in (*results.values(), *ceilings.values()) if len(v) > i])
               for i in range(max(len(v) for v in results.values()))]
     for name, value in targets(rows).items():
-        paired = sorted(r[name] for r in rounds if name in r)
-        print(f"{name}: {value:.2f} from the medians; per round {statistics.median(paired):.2f} "
-              f"median, {paired[0]:.2f}-{paired[-1]:.2f} range ({len(paired)} rounds)")
+        print(f"{name}: {value:.2f} from the medians; "
+              f"{paired_summary([r[name] for r in rounds if name in r])}")
+
+
+def paired_summary(ratios: list[float]) -> str:
+    """Per-round ratios: their geometric mean with a 95% bootstrap interval over the rounds,
+    the range, and how many rounds reach the target."""
+    import numpy as np
+
+    logs = np.log(ratios)
+    boot = np.exp(np.random.default_rng(0).choice(logs, (10_000, len(logs))).mean(axis=1))
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return (f"per round {np.exp(logs.mean()):.2f} [{lo:.2f}, {hi:.2f}] (geometric mean, 95% "
+            f"bootstrap interval over {len(ratios)} rounds), range {min(ratios):.2f}-"
+            f"{max(ratios):.2f}")
 
 
 def _median(runs: list[dict]) -> dict:
