@@ -8,6 +8,8 @@ from the call to `collect` to its return, so its setup is in it: compare within 
 peak memory, and the Python profile's top entries on the direct backend.
 
     python benchmarks/battle_backends.py [--battles 300] [--repeats 2] [--checkpoint PATH]
+        [--rows all|targets] [--baseline REV] [--json FILE]
+    python benchmarks/battle_backends.py --pool FILE [FILE ...]
 
 Each workload runs on the websocket server at concurrency 10 (the default before the direct
 backend), and on the direct backend at concurrency 10 and 32, with one and two instances
@@ -22,7 +24,11 @@ process and in one per core at once (benchmarks/sim_ceiling.js).
 code as committed, run from a copy), interleaved with the rest: issue 10's targets are against
 the code of the day it was filed (`--baseline c192916`). Its play time is its own `collect`'s
 (from after the server's start, players' build included), with torch imported beforehand as
-today's clock excludes it.
+today's clock excludes it. `--rows targets` runs only what those ratios need, so more rounds fit.
+
+Each ratio is printed from the medians, and taken within each round (a round's runs are minutes
+apart) with a geometric mean and a 95% bootstrap interval over the rounds. `--json FILE` keeps
+every run by round; `--pool FILE...` reports the rounds of several such files as one run.
 """
 
 from __future__ import annotations
@@ -110,14 +116,20 @@ def run_revision(tree: str, p1: str, p2: str, battles: int, concurrency: int) ->
         sys.exit(f"--baseline: imported metamon_sp from {metamon_sp.__file__}, not from {tree}")
     import metamon_sp.policy  # noqa: F401  torch's import out of the play time, as today's
     from metamon_sp.collect import collect
-    from metamon_sp.config import load_config
+    from metamon_sp.config import CollectConfig, load_config
 
-    cfg = load_config([f"collect.p1={p1}", f"collect.p2={p2}", f"collect.battles={battles}",
-                       f"collect.concurrency={concurrency}", "policy.batched=true"])
+    overrides = [f"collect.p1={p1}", f"collect.p2={p2}", f"collect.battles={battles}",
+                 f"collect.concurrency={concurrency}", "policy.batched=true"]
+    if "backend" in CollectConfig.__dataclass_fields__:  # a revision with the direct backend
+        overrides.append("collect.backend=showdown")
+    cfg = load_config(overrides)
     cpu0, wall0 = time.process_time(), time.monotonic()
     with tempfile.TemporaryDirectory() as out:
         s = collect(cfg, Path(out), show_progress=False)
+        logs = sorted(p.name for p in Path(out).glob("logs/*.log"))
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    if not logs or not all(name.startswith("showdown") for name in logs):
+        sys.exit(f"--baseline: {tree} did not play on the Showdown server (its logs: {logs})")
     fwd = sum(p.forward_passes for p in metamon_sp.policy._POLICIES.values())
     dec = sum(p.decisions for p in metamon_sp.policy._POLICIES.values())
     return {"p1": "policy" if p1.startswith("checkpoint:") else p1,
@@ -197,9 +209,14 @@ def main() -> None:
                     "server at 10 and direct at 32; more rounds in the same time)")
     ap.add_argument("--baseline", metavar="REV", help="also the server path of this older "
                     "revision (issue 10's day: c192916)")
+    ap.add_argument("--pool", nargs="+", metavar="JSON", help="no battles: report the rounds of "
+                    "these --json files as one run")
     ap.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     ap.add_argument("--revision-one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.pool:
+        pool(args.pool)
+        return
     if args.revision_one:
         tree, p1, p2, n = args.revision_one
         print(json.dumps(run_revision(tree, p1, p2, int(n), 10)))
@@ -250,27 +267,59 @@ def main() -> None:
             for k in ceilings if rep < args.repeats else ():
                 ceilings[k].append(ceiling(args.battles * 2, k))
                 print(json.dumps(ceilings[k][-1]), file=sys.stderr, flush=True)
-    rows = [_median(v) for v in (*results.values(), *ceilings.values())]
-    print(f"median of {args.repeats} interleaved runs, {args.battles} battles each, "
-          f"{os.cpu_count()} cores")
-    print("| " + " | ".join(COLS) + " |")
-    print("|" + "---|" * len(COLS))
-    for r in rows:
-        print("| " + " | ".join(str(r[c]) for c in COLS) + " |")
-    print()
-    print_targets(results, ceilings, rows)
+    rounds = [[v[i] for v in (*results.values(), *ceilings.values()) if len(v) > i]
+              for i in range(args.repeats)]
+    print(f"{args.battles} battles a run, {os.cpu_count()} cores")
+    rows = report(rounds)
     for r in rows:
         if r["profile_top"]:
             print(f"\nprofile, {r['p1']} vs {r['p2']} on the direct backend (poke-env's loop "
                   f"thread, self time as a share of its total):")
             for e in r["profile_top"]:
                 print(f"  {e['self_share']:6.1%}  {e['function']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.json:  # every run, by round: `--pool` reports several such files as one
+        Path(args.json).write_text(json.dumps({"battles": args.battles, "rounds": rounds},
+                                              indent=1))
 
 
-def targets(rows: list[dict]) -> dict[str, float]:
-    """Issue 10's ratios (name, with its target, → value) against every server path in `rows`."""
+def report(rounds: list[list[dict]]) -> list[dict]:
+    """Print each configuration's medians over the rounds, and issue 10's ratios, both from the
+    medians and paired within each round; returns the medians."""
+    runs: dict[tuple, list[dict]] = {}
+    for one in rounds:
+        for r in one:
+            runs.setdefault(tuple(r[k] for k in COLS[:6]), []).append(r)
+    rows = [_median(v) for v in runs.values()]
+    print(f"median of {len(rounds)} interleaved rounds")
+    print("| " + " | ".join(COLS) + " |")
+    print("|" + "---|" * len(COLS))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in COLS) + " |")
+    print()
+    # the runs of one round are minutes apart, the rounds further, and this machine's speed
+    # drifts by ±30% over minutes: a ratio is fairest within a round
+    per_round = [targets(one) for one in rounds]
+    for name, (value, target) in targets(rows).items():
+        paired = [t[name][0] for t in per_round if name in t]
+        print(f"{name} (target {target}): {value:.2f} from the medians; "
+              f"{paired_summary(paired, target)}")
+    return rows
+
+
+def pool(paths: list[str]) -> None:
+    """`report` over the rounds of several `--json` files."""
+    rounds = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or "rounds" not in data:
+            sys.exit(f"--pool {path}: not a file this benchmark wrote with --json (no rounds)")
+        rounds += data["rounds"]
+    print(f"{len(paths)} files pooled")
+    report(rounds)
+
+
+def targets(rows: list[dict]) -> dict[str, tuple[float, float]]:
+    """Issue 10's ratios against every server path in `rows`: name -> (value, target)."""
     def rate(p1: str, backend: str, instances: int = 1, concurrency: int = 10) -> float | None:
         return next((r["decisions_per_s"] for r in rows if r["p1"] == p1
                      and r["backend"] == backend and r["instances"] == instances
@@ -282,27 +331,16 @@ def targets(rows: list[dict]) -> dict[str, float]:
                          | {"showdown"}):
         sp, sr = rate("policy", server), rate("random", server)
         if policy and sp:
-            out[f"direct policy play / {server}'s policy play (target 2.0)"] = policy / sp
+            out[f"direct policy play / {server}'s policy play"] = (policy / sp, 2.0)
         if policy and sr:
-            out[f"direct policy play / {server}'s random play (target 1.0)"] = policy / sr
+            out[f"direct policy play / {server}'s random play"] = (policy / sr, 1.0)
     top = rate("sim alone (random)", "node only", 2)
     if random_ and top:
-        out["direct random play / the two-process ceiling (target 0.5)"] = random_ / top
+        out["direct random play / the two-process ceiling"] = (random_ / top, 0.5)
     return out
 
 
-def print_targets(results: dict[tuple, list[dict]], ceilings: dict[int, list[dict]],
-                  rows: list[dict]) -> None:
-    """Each ratio from the medians, and paired within each round: the runs of one round are
-    minutes apart, the rounds further, and this machine's speed drifts by ±30% over minutes."""
-    rounds = [targets([v[i] for v in (*results.values(), *ceilings.values()) if len(v) > i])
-              for i in range(max(len(v) for v in results.values()))]
-    for name, value in targets(rows).items():
-        print(f"{name}: {value:.2f} from the medians; "
-              f"{paired_summary([r[name] for r in rounds if name in r])}")
-
-
-def paired_summary(ratios: list[float]) -> str:
+def paired_summary(ratios: list[float], target: float) -> str:
     """Per-round ratios: their geometric mean with a 95% bootstrap interval over the rounds,
     the range, and how many rounds reach the target."""
     import numpy as np
@@ -312,7 +350,8 @@ def paired_summary(ratios: list[float]) -> str:
     lo, hi = np.percentile(boot, [2.5, 97.5])
     return (f"per round {np.exp(logs.mean()):.2f} [{lo:.2f}, {hi:.2f}] (geometric mean, 95% "
             f"bootstrap interval over {len(ratios)} rounds), range {min(ratios):.2f}-"
-            f"{max(ratios):.2f}")
+            f"{max(ratios):.2f}, {sum(r >= target for r in ratios)} of {len(ratios)} rounds "
+            f"at the target")
 
 
 def _median(runs: list[dict]) -> dict:
