@@ -50,8 +50,6 @@ from revision import export_revision  # noqa: E402
 
 def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concurrency: int,
             profile: bool = False, simulators: int = 1) -> dict:
-    import resource
-
     from metamon_sp.collect import collect
     from metamon_sp.config import load_config
 
@@ -83,32 +81,11 @@ def run_one(p1: str, p2: str, backend: str, instances: int, battles: int, concur
         rows = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:12]
         top = [{"function": f"{Path(f).name}:{line}({name})", "self_share": round(v[2] / total, 3)}
                for (f, line, name), v in rows]
-    from metamon_sp.policy import _POLICIES
-
-    fwd = sum(p.forward_passes for p in _POLICIES.values())
-    dec = sum(p.decisions for p in _POLICIES.values())
-    return {"p1": "policy" if p1.startswith("checkpoint:") else p1,
-            "p2": "self" if p2 == "self" else p2, "backend": backend, "instances": instances,
-            "concurrency": concurrency, "simulators": simulators,
-            "battles": s["battles"], "battles_per_s": s["battles_per_s"],
-            "decisions_per_s": round(s["decisions"] / s["play_seconds"], 1),
-            # the whole call: starting the backend, importing torch, loading the policy too
-            "with_setup": round(s["decisions"] / wall, 1),
-            "decisions_per_battle": round(s["decisions"] / s["battles"], 1),
-            "mean_batch": round(dec / fwd, 2) if fwd else None,
-            # one process: its own CPU time (worker processes of several instances are not in it)
-            "python_cpu_us_per_decision": round(1e6 * cpu / s["decisions"]) if instances == 1
-            else None,
-            "python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "backend_peak_rss_mb": round(max((i["server_peak_rss_bytes"] or 0)
-                                             for i in s["instances"]) / 2**20),
-            "profile_top": top}
+    return _row(p1, p2, (backend, instances, concurrency, simulators), s, cpu, wall, top)
 
 
 def run_revision(tree: str, p1: str, p2: str, battles: int, concurrency: int) -> dict:
     """The server path of the code under `tree` (an older revision): its own `collect`."""
-    import resource
-
     sys.path.insert(0, tree)
     import metamon_sp
 
@@ -130,21 +107,36 @@ def run_revision(tree: str, p1: str, p2: str, battles: int, concurrency: int) ->
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     if not logs or not all(name.startswith("showdown") for name in logs):
         sys.exit(f"--baseline: {tree} did not play on the Showdown server (its logs: {logs})")
-    fwd = sum(p.forward_passes for p in metamon_sp.policy._POLICIES.values())
-    dec = sum(p.decisions for p in metamon_sp.policy._POLICIES.values())
+    return _row(p1, p2, (f"server @{Path(tree).name}", 1, concurrency, 1), s, cpu, wall, [])
+
+
+def _row(p1: str, p2: str, setup: tuple[str, int, int, int], s: dict, cpu: float, wall: float,
+         top: list[dict]) -> dict:
+    """One run's row: `setup` is (backend, instances, concurrency, simulators), `s` what
+    `collect` returned, `cpu` and `wall` the seconds of the call to it."""
+    import resource
+
+    from metamon_sp.policy import _POLICIES  # the revision's own, in a baseline's process
+
+    backend, instances, concurrency, simulators = setup
+    fwd = sum(p.forward_passes for p in _POLICIES.values())
+    dec = sum(p.decisions for p in _POLICIES.values())
     return {"p1": "policy" if p1.startswith("checkpoint:") else p1,
-            "p2": "self" if p2 == "self" else p2, "backend": f"server @{Path(tree).name}",
-            "instances": 1, "concurrency": concurrency, "simulators": 1,
+            "p2": "self" if p2 == "self" else p2, "backend": backend, "instances": instances,
+            "concurrency": concurrency, "simulators": simulators,
             "battles": s["battles"], "battles_per_s": s["battles_per_s"],
             "decisions_per_s": round(s["decisions"] / s["play_seconds"], 1),
+            # the whole call: starting the backend, importing torch, loading the policy too
             "with_setup": round(s["decisions"] / wall, 1),
             "decisions_per_battle": round(s["decisions"] / s["battles"], 1),
             "mean_batch": round(dec / fwd, 2) if fwd else None,
-            "python_cpu_us_per_decision": round(1e6 * cpu / s["decisions"]),
+            # one process: its own CPU time (worker processes of several instances are not in it)
+            "python_cpu_us_per_decision": round(1e6 * cpu / s["decisions"]) if instances == 1
+            else None,
             "python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "backend_peak_rss_mb": round(max((i["server_peak_rss_bytes"] or 0)
                                              for i in s["instances"]) / 2**20),
-            "profile_top": []}
+            "profile_top": top}
 
 
 def ceiling(battles: int, processes: int) -> dict:
