@@ -198,7 +198,8 @@ def main() -> None:
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("--rows", choices=("all", "targets"), default="all",
                     help="targets: only what issue 10's ratios need (random and policy play, "
-                    "server at 10 and direct at 32; more rounds in the same time)")
+                    "server at 10, direct at 32 with 1 and 2 instances; more rounds in the "
+                    "same time)")
     ap.add_argument("--baseline", metavar="REV", help="also the server path of this older "
                     "revision (issue 10's day: c192916)")
     ap.add_argument("--pool", nargs="+", metavar="JSON", help="no battles: report the rounds of "
@@ -228,7 +229,7 @@ def main() -> None:
         setups = [("showdown", 1, 10, 1), ("direct", 1, 10, 1), ("direct", 1, 32, 1),
                   ("direct", 2, 32, 1), ("direct", 1, 32, 2)]
         if args.rows == "targets":
-            workloads, setups = [workloads[0], workloads[2]], [setups[0], setups[2]]
+            workloads, setups = [workloads[0], workloads[2]], setups[0:1] + setups[2:4]
         configs = [(p1, p2, *setup) for p1, p2 in workloads for setup in setups]
         if tree is not None:
             configs += [(p1, p2, "baseline", 1, 10, 1) for p1, p2 in workloads]
@@ -311,24 +312,29 @@ def pool(paths: list[str]) -> None:
 
 
 def targets(rows: list[dict]) -> dict[str, tuple[float, float]]:
-    """Issue 10's ratios against every server path in `rows`: name -> (value, target)."""
-    def rate(p1: str, backend: str, instances: int = 1, concurrency: int = 10) -> float | None:
+    """Issue 10's ratios against every server path in `rows`, for the direct backend with one
+    instance and, where `rows` has it, with one per core (2 here): name -> (value, target)."""
+    def rate(p1: str, backend: str, instances: int = 1, concurrency: int = 10,
+             simulators: int = 1) -> float | None:
         return next((r["decisions_per_s"] for r in rows if r["p1"] == p1
                      and r["backend"] == backend and r["instances"] == instances
-                     and r["concurrency"] == concurrency and r["simulators"] == instances), None)
+                     and r["concurrency"] == concurrency and r["simulators"] == simulators), None)
 
-    policy, random_ = rate("policy", "direct", 1, 32), rate("random", "direct", 1, 32)
+    servers = sorted({r["backend"] for r in rows if r["backend"].startswith("server")}
+                     | {"showdown"})
+    top = rate("sim alone (random)", "node only", 2, simulators=2)
     out = {}
-    for server in sorted({r["backend"] for r in rows if r["backend"].startswith("server")}
-                         | {"showdown"}):
-        sp, sr = rate("policy", server), rate("random", server)
-        if policy and sp:
-            out[f"direct policy play / {server}'s policy play"] = (policy / sp, 2.0)
-        if policy and sr:
-            out[f"direct policy play / {server}'s random play"] = (policy / sr, 1.0)
-    top = rate("sim alone (random)", "node only", 2)
-    if random_ and top:
-        out["direct random play / the two-process ceiling"] = (random_ / top, 0.5)
+    for name, instances in (("direct", 1), ("direct, 2 instances,", 2)):
+        policy = rate("policy", "direct", instances, 32)
+        random_ = rate("random", "direct", instances, 32)
+        for server in servers:
+            sp, sr = rate("policy", server), rate("random", server)
+            if policy and sp:
+                out[f"{name} policy play / {server}'s policy play"] = (policy / sp, 2.0)
+            if policy and sr:
+                out[f"{name} policy play / {server}'s random play"] = (policy / sr, 1.0)
+        if random_ and top:
+            out[f"{name} random play / the two-process ceiling"] = (random_ / top, 0.5)
     return out
 
 

@@ -11,7 +11,7 @@ to the model.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 from poke_env.battle import Effect, Move, Pokemon, Status
 
@@ -180,11 +180,70 @@ def hp_share(damage: float, defender: Side) -> float:
     return min(1.0, damage / defender.hp) if defender.hp > 0 else 0.0
 
 
-def best_share(moves: list[str], attacker: Side, defender: Side) -> float:
+def best_share(moves: Sequence[str], attacker: Side, defender: Side) -> float:
     """The largest accuracy-weighted share of the defender's HP one of `moves` takes."""
-    best = 0.0
+    moves = tuple(moves)
+    return shares(_hits(moves, profile(attacker), profile(defender), False), moves, attacker,
+                  defender)
+
+
+def threat_share(moves: Sequence[str], attacker: Side, defender: Side) -> float:
+    """`best_share`, where `_stab_<TYPE>` stands for an unrevealed STAB attack of that type
+    (its share not weighted by accuracy)."""
+    moves = tuple(moves)
+    return shares(_hits(moves, profile(attacker), profile(defender), True), moves, attacker,
+                  defender)
+
+
+def profile(side: Side) -> tuple:
+    """`side` without its HP, which a hit's damage does not depend on (but Super Fang's and
+    one-hit KOs', which `shares` works out): the same pairs recur decision after decision while
+    HP changes, so their damages are cached under this key."""
+    return side[:5] + side[7:]
+
+
+Hits = tuple[tuple[float | None, float], ...]
+
+
+@lru_cache(maxsize=1 << 16)
+def _hits(moves: tuple[str, ...], attacker: tuple, defender: tuple, threats: bool) -> Hits:
+    """Per move, (damage of a hit, the weight its share of HP gets): damage None where it
+    depends on HP. `threats`: `_stab_<TYPE>` stands for an unrevealed STAB attack (weight 1)."""
+    a = Side(*attacker[:5], 0.0, 0.0, *attacker[5:])
+    d = Side(*defender[:5], 0.0, 0.0, *defender[5:])
+    rows: list[tuple[float | None, float]] = []
     for m in moves:
-        best = max(best, hp_share(move_damage(m, attacker, defender), defender) * _accuracy(m))
+        if threats and m.startswith("_stab_"):
+            rows.append((_formula(GENERIC_POWER, m[len("_stab_"):], a, d, AVG_ROLL), 1.0))
+        elif _attack(m).kind in _HP_BOUND:
+            rows.append((None, _accuracy(m)))
+        else:
+            rows.append((move_damage(m, a, d), _accuracy(m)))
+    return tuple(rows)
+
+
+_HP_BOUND = frozenset({"superfang", "ohko"})
+
+
+@lru_cache(maxsize=1 << 16)
+def matchup_hits(mine: tuple[str, ...], threats: tuple[str, ...], us: tuple, them: tuple
+                 ) -> tuple[Hits, Hits]:
+    """`best_share`'s hits of our moves on them and `threat_share`'s of theirs on us, under
+    one cache key (`us`, `them`: `profile`s): the featurizer asks for both per own slot."""
+    return _hits(mine, us, them, False), _hits(threats, them, us, True)
+
+
+def shares(hits: Hits, moves: tuple[str, ...], attacker: Side, defender: Side) -> float:
+    """The largest of `hp_share(damage, defender) * weight` over `hits` (0 if none)."""
+    # the same operations in the same order as `hp_share` per move: the same bits
+    hp = defender.hp
+    best = 0.0
+    for (dmg, weight), m in zip(hits, moves):
+        if dmg is None:
+            dmg = move_damage(m, attacker, defender)
+        share = (min(1.0, dmg / hp) if hp > 0 else 0.0) * weight
+        if share > best:
+            best = share
     return best
 
 
@@ -201,15 +260,3 @@ def threat_moves(mon: Pokemon) -> list[str]:
     if revealed:
         return revealed
     return [f"_stab_{t.name}" for t in mon.types if t is not None]
-
-
-def threat_share(moves: list[str], attacker: Side, defender: Side) -> float:
-    """`best_share`, where `_stab_<TYPE>` stands for an unrevealed STAB attack of that type."""
-    best = 0.0
-    for m in moves:
-        if m.startswith("_stab_"):
-            dmg = _formula(GENERIC_POWER, m[len("_stab_"):], attacker, defender, AVG_ROLL)
-            best = max(best, hp_share(dmg, defender))
-        else:
-            best = max(best, best_share([m], attacker, defender))
-    return best

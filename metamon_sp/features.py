@@ -246,14 +246,12 @@ def _status_id(mon: Pokemon) -> int:
     return _STATUS_ID_BY_NAME.get(status._name_, 0) if status else 0
 
 
-def _move_ids(mon: Pokemon) -> tuple[int, ...]:
-    return _move_ids_of(tuple(mon.moves))
-
-
 @lru_cache(maxsize=1 << 14)
-def _move_ids_of(moves: tuple[str, ...]) -> tuple[int, ...]:
+def _mon_cat(species: str, status_id: int, moves: tuple[str, ...]) -> tuple[int, ...]:
+    """A Pokémon's categorical columns: species, status, types, moves (padded)."""
+    info = dex.species_info(species)
     ids = [dex.move_info(m).id for m in moves[:N_MOVES]]
-    return (*ids, *[dex.PAD] * (N_MOVES - len(ids)))
+    return (info.id, status_id, *info.types, *ids, *[dex.PAD] * (N_MOVES - len(ids)))
 
 
 @lru_cache(maxsize=1 << 14)
@@ -288,29 +286,35 @@ def _matchups(own: list[Pokemon], opp_active: Pokemon | None, them: damage.Side 
     """`MATCHUP` for each own slot against the opponent's active Pokémon (`me`: the side of
     `active`, when the caller has it already)."""
     out: list[float] = []
-    threats = tuple(damage.threat_moves(opp_active)) if opp_active is not None else ()
-    opp_types = tuple(dex.TYPE_VOCAB.get(t._name_, 0) for t in opp_active.types if t is not None) \
-        if opp_active is not None else ()
+    if opp_active is None or them is None:
+        return [0.0] * (len(MATCHUP) * N_SLOTS)
+    threats = tuple(damage.threat_moves(opp_active))
+    opp_types = tuple(dex.TYPE_VOCAB.get(t._name_, 0) for t in opp_active.types if t is not None)
+    them_profile, their_speed = damage.profile(them), them.speed
     for i in range(N_SLOTS):
-        if i >= len(own) or own[i].fainted or them is None:
-            out += [0.0] * len(MATCHUP)
+        if i >= len(own) or own[i].fainted:
+            out += _NO_MATCHUP
             continue
         mon = own[i]
         us = me if mon is active and me is not None else damage.side_of(mon, known_stats=True)
-        out += _matchup(_damaging(tuple(mon.moves)), us, them, threats, opp_types,
-                        dex.species_info(mon.species).types)
+        mine = _damaging(tuple(mon.moves))
+        hits, threat_hits = damage.matchup_hits(mine, threats, damage.profile(us), them_profile)
+        speed = us.speed
+        out += (damage.shares(hits, mine, us, them), damage.shares(threat_hits, threats, them, us),
+                # np.sign's values, without its call
+                1.0 if speed > their_speed else (-1.0 if speed < their_speed else 0.0),
+                _type_threat(opp_types, dex.species_info(mon.species).types))
     return out
 
 
-@lru_cache(maxsize=1 << 16)
-def _matchup(mine: tuple[str, ...], us: damage.Side, them: damage.Side, threats: tuple[str, ...],
-             opp_types: tuple[int, ...], own_types: tuple[int, int]) -> tuple[float, ...]:
-    # Pure in its arguments, and the same pairs recur turn after turn: cached, it is most of
-    # a decision's featurizing time saved.
+_NO_MATCHUP = (0.0,) * len(MATCHUP)
+
+
+@lru_cache(maxsize=1 << 12)
+def _type_threat(opp_types: tuple[int, ...], own_types: tuple[int, int]) -> float:
+    """The worst type multiplier the opponent's types have on ours, as log2 / 2."""
     worst = max((dex.type_multiplier(t, own_types) for t in opp_types), default=1.0)
-    return (damage.best_share(list(mine), us, them), damage.threat_share(list(threats), them, us),
-            float(np.sign(us.speed - them.speed)),
-            float(np.log2(worst)) / 2.0 if worst > 0 else -1.0)
+    return float(np.log2(worst)) / 2.0 if worst > 0 else -1.0
 
 
 def reward_facts(battle: Battle) -> np.ndarray:
@@ -405,8 +409,7 @@ def featurize(battle: Battle) -> Observation:
         for i in range(N_SLOTS):
             if i < len(mons):
                 m = mons[i]
-                info = dex.species_info(m.species)
-                cat += [info.id, _status_id(m), info.types[0], info.types[1], *_move_ids(m)]
+                cat += _mon_cat(m.species, _status_id(m), tuple(m.moves))
             else:
                 # An opponent slot not yet revealed holds an unknown Pokémon; ours are never empty.
                 cat += [dex.UNKNOWN if revealed_only else dex.PAD, 0, 0, 0] + [dex.PAD] * N_MOVES

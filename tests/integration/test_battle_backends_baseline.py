@@ -42,15 +42,22 @@ def test_an_unknown_revision_is_named():
 
 
 def test_the_target_ratios_come_from_the_matching_rows():
-    def row(p1, backend, concurrency, rate, instances=1):
+    def row(p1, backend, concurrency, rate, instances=1, simulators=1):
         return {"p1": p1, "backend": backend, "instances": instances,
-                "concurrency": concurrency, "simulators": instances, "decisions_per_s": rate}
+                "concurrency": concurrency, "simulators": simulators, "decisions_per_s": rate}
 
     rows = [row("random", "showdown", 10, 1000), row("policy", "showdown", 10, 500),
             row("random", "direct", 32, 1500), row("policy", "direct", 32, 1200),
             row("policy", "direct", 10, 9999), row("policy", "server @abc", 10, 400),
-            row("sim alone (random)", "node only", 10, 5000, instances=2)]
+            row("policy", "direct", 32, 8888, simulators=2),
+            row("sim alone (random)", "node only", 10, 5000, instances=2, simulators=2)]
     got = _bench().targets(rows)
+    assert len(got) == 4  # no rows with one instance per core: no such ratios
+    rows += [row("random", "direct", 32, 2600, instances=2), row("policy", "direct", 32, 1400,
+                                                                 instances=2)]
+    got = _bench().targets(rows)
+    assert got["direct, 2 instances, random play / the two-process ceiling"] == (2600 / 5000, 0.5)
+    assert got["direct, 2 instances, policy play / showdown's policy play"] == (1400 / 500, 2.0)
     assert got["direct policy play / showdown's policy play"] == (1200 / 500, 2.0)
     assert got["direct policy play / showdown's random play"] == (1200 / 1000, 1.0)
     assert got["direct policy play / server @abc's policy play"] == (1200 / 400, 2.0)
