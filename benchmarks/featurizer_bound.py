@@ -1,6 +1,7 @@
 """How fast would battles run if featurizing cost nothing? An upper bound for any featurizer work.
 
     python benchmarks/featurizer_bound.py [--battles 200] [--rounds 2] [--simulators 1]
+        [--instances 1]
 
 Plays random vs random and simple_heuristics vs random on the direct backend (concurrency 32),
 each with the real featurizer and with one that only computes the legality mask (the rest of
@@ -9,6 +10,8 @@ more of the observation than its mask, and every decision is seeded: both versio
 very same battles (the run checks the decision counts agree). Prints decisions/s over play
 time, and the CPU share of Python's busiest thread and of the simulator process(es) over the
 middle 60% of the run: which of the two bounds the rate once featurizing is gone.
+With `--instances 2` (one collecting process and one simulator per core), the busiest thread is
+the busiest of every Python process's, and the simulators' CPU is all of theirs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+FREE = "FEATURIZER_BOUND_MASK_ONLY"  # set: the players' featurizer computes the mask only
 WORKLOADS = (("random", "random"), ("simple_heuristics", "random"))
 
 
@@ -36,43 +40,76 @@ def _cpu_seconds(stat_path: str) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _snapshot(sim_pids: list[int]) -> tuple[float, dict[str, float], float]:
-    threads = {t: _cpu_seconds(f"{t}/stat") for t in glob.glob("/proc/self/task/*")}
-    sim = sum(_cpu_seconds(f"/proc/{p}/stat") for p in sim_pids if os.path.exists(f"/proc/{p}"))
+def _descendants() -> list[str]:
+    """/proc folders of this process's descendants (collect's instances, the simulators)."""
+    parent: dict[str, str] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                st = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        parent[stat[6:-5]] = st[st.rindex(")") + 2:].split()[1]
+    found, frontier = [], {str(os.getpid())}
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier}
+        found += sorted(frontier)
+    return [f"/proc/{pid}" for pid in found]
+
+
+def _snapshot() -> tuple[float, dict[str, float], float]:
+    """(time, CPU seconds of every thread of every Python process, of the simulators)."""
+    threads, sim = {}, 0.0
+    for proc in ["/proc/self", *_descendants()]:
+        try:
+            with open(f"{proc}/comm") as f:
+                node = f.read().strip() == "node"
+            if node:
+                sim += _cpu_seconds(f"{proc}/stat")
+            else:
+                threads.update({t: _cpu_seconds(f"{t}/stat") for t in glob.glob(f"{proc}/task/*")})
+        except OSError:  # exited between the listing and the read
+            continue
     return time.monotonic(), threads, sim
 
 
-def run_one(p1: str, p2: str, battles: int, free: bool, simulators: int) -> dict:
-    sys.path.insert(0, str(ROOT))
+def _mask_only() -> None:
+    """Replace the players' featurizer by one that computes the legality mask only."""
     import numpy as np
 
     import metamon_sp.players as players
     from metamon_sp import features
+
+    zeros = (np.zeros(features.N_NUM, np.float32), np.zeros(features.N_CAT, np.int16),
+             np.zeros(features.N_FACTS, np.float32))
+    players.featurize = lambda b: features.Observation(
+        zeros[0], zeros[1], features.action_mask(b), zeros[2])
+
+
+if os.environ.get(FREE) == "1":  # collect's instance processes run this module as __mp_main__
+    sys.path.insert(0, str(ROOT))
+    _mask_only()
+
+
+def run_one(p1: str, p2: str, battles: int, free: bool, simulators: int, instances: int
+            ) -> dict:
+    sys.path.insert(0, str(ROOT))
     from metamon_sp.collect import collect
     from metamon_sp.config import load_config
-    from metamon_sp.showdown import direct
 
     if free:
-        zeros = (np.zeros(features.N_NUM, np.float32), np.zeros(features.N_CAT, np.int16),
-                 np.zeros(features.N_FACTS, np.float32))
-        players.featurize = lambda b: features.Observation(
-            zeros[0], zeros[1], features.action_mask(b), zeros[2])
-    sims: list[direct.BattleSim] = []
-    start = direct.BattleSim.start
-
-    def tracked_start(self: direct.BattleSim) -> None:
-        start(self)
-        sims.append(self)
-    direct.BattleSim.start = tracked_start
+        os.environ[FREE] = "1"  # inherited by the instance processes, when there are several
+        _mask_only()
     cfg = load_config([f"collect.p1={p1}", f"collect.p2={p2}", f"collect.battles={battles}",
                        "collect.backend=direct", "collect.concurrency=32",
-                       f"collect.simulators={simulators}"])
+                       f"collect.simulators={simulators}",
+                       f"collect.parallel_instances={instances}"])
     samples: list[tuple[float, dict[str, float], float]] = []
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.5):
-            samples.append(_snapshot([s.pid for s in sims if s.pid]))
+            samples.append(_snapshot())
     threading.Thread(target=sample, daemon=True).start()
     with tempfile.TemporaryDirectory() as folder:
         s = collect(cfg, Path(folder), show_progress=False)
@@ -92,11 +129,14 @@ def main() -> None:
     ap.add_argument("--battles", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--simulators", type=int, default=1)
+    ap.add_argument("--instances", type=int, default=1,
+                    help="collecting processes, each with its own simulator(s)")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         p1, p2, free = args.one
-        print(json.dumps(run_one(p1, p2, args.battles, free == "1", args.simulators)))
+        print(json.dumps(run_one(p1, p2, args.battles, free == "1", args.simulators,
+                                 args.instances)))
         return
     rows: dict[tuple[str, bool], list[dict]] = {(p1, f): [] for p1, _ in WORKLOADS
                                                 for f in (False, True)}
@@ -104,7 +144,8 @@ def main() -> None:
         for p1, p2 in WORKLOADS:
             for free in (False, True):
                 proc = subprocess.run([sys.executable, __file__, "--battles", str(args.battles),
-                                       "--simulators", str(args.simulators), "--one", p1, p2,
+                                       "--simulators", str(args.simulators),
+                                       "--instances", str(args.instances), "--one", p1, p2,
                                        "1" if free else "0"], capture_output=True, text=True)
                 if proc.returncode != 0:
                     sys.exit(proc.stderr[-3000:])
@@ -115,7 +156,8 @@ def main() -> None:
         if len({r["decisions"] for r in rows[(p1, False)] + rows[(p1, True)]}) != 1:
             sys.exit(f"{p1}: the two featurizers played different battles; the bound is void")
     print(f"medians of {args.rounds} alternating rounds, {args.battles} battles each, "
-          f"direct backend, concurrency 32, {args.simulators} simulator(s), {os.cpu_count()} cores")
+          f"direct backend, concurrency 32, {args.instances} instance(s) with "
+          f"{args.simulators} simulator(s) each, {os.cpu_count()} cores")
     print("| workload | featurizer | decisions/s | Python's busiest thread (cores) | "
           "simulator (cores) |")
     print("|---|---|---|---|---|")

@@ -32,6 +32,7 @@ from poke_env.teambuilder import Teambuilder
 from websockets.exceptions import ConnectionClosed
 
 from metamon_sp import atomic
+from metamon_sp.battle_gc import battle_gc
 from metamon_sp.config import Config
 from metamon_sp.players import (PlayerSpecError, build_player, check_player_spec,
                                  is_search_spec)
@@ -329,7 +330,7 @@ def _run_matchup(cfg: Config, out_dir: Path | str, instance: int, prefix: str, n
 
     own = open_backend(cfg, out_dir / "logs", f"-i{instance:02d}") if server is None else None
     stream = f"g{generation}i{instance}x{zlib.crc32(prefix.encode()):08x}"
-    with own or nullcontext(server) as server:
+    with battle_gc(), own or nullcontext(server) as server:
         if isinstance(server, DIRECT):
             server.ensure_started()  # it loads its data while the players are built
         clock = PlayClock()

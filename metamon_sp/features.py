@@ -21,13 +21,14 @@ import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from poke_env.battle import Battle, Effect, Move, Pokemon, Status
 from poke_env.player.battle_order import BattleOrder, DefaultBattleOrder, SingleBattleOrder
 
 from metamon_sp import damage, dex
+from metamon_sp.gen1_battle import Gen1Mon
 
 FEATURES_VERSION = 2
 N_MOVES, N_SLOTS = 4, 6
@@ -260,6 +261,45 @@ def _damaging(moves: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m for m in moves if dex.move_entry(m) is not None)
 
 
+class _View(NamedTuple):
+    """What featurizing reads of one Pokémon on its own: its slot's numeric and categorical
+    columns, its side for the damage estimates and the moves they use (our damaging moves,
+    the opponent's threats)."""
+    num: tuple[float, ...]
+    cat: tuple[int, ...]
+    side: damage.Side
+    attacks: tuple[str, ...]
+
+
+def _view(mon: Pokemon, own: bool) -> _View:
+    """`mon`'s `_View`; a `Gen1Mon`'s is kept on it until its `version` changes (most of a
+    team stands still from one decision to the next)."""
+    if type(mon) is not Gen1Mon:
+        return _make_view(mon, own)
+    kept = mon.feature_view
+    if kept is not None and kept[0] == mon.version:
+        return kept[1]
+    view = _make_view(mon, own)
+    mon.feature_view = (mon.version, view)
+    return view
+
+
+def _make_view(m: Pokemon, own: bool) -> _View:
+    if own:
+        st = m.stats
+        num = (m.current_hp_fraction, float(m.fainted), float(m.active), (m.max_hp or 0) / 704.0,
+               (st.get("atk") or 0) / 500.0, (st.get("def") or 0) / 500.0,
+               (st.get("spa") or 0) / 500.0, (st.get("spe") or 0) / 500.0,
+               min(m.status_counter, 8) / 8.0)
+    else:
+        num = (m.current_hp_fraction, float(m.fainted), float(m.active), 1.0,
+               *dex.species_info(m.species).base)
+    moves = tuple(m.moves)
+    return _View(num, _mon_cat(m.species, _status_id(m), moves),
+                 damage.side_of(m, known_stats=own),
+                 _damaging(moves) if own else tuple(damage.threat_moves(m)))
+
+
 def _facts(battle: Battle) -> list[float]:
     own_hp, own_status, own_fainted = _side_facts(battle.team.values())
     opp = list(battle.opponent_team.values())
@@ -281,29 +321,42 @@ def _side_facts(mons: Any) -> tuple[float, int, int]:
     return hp, statused, fainted
 
 
-def _matchups(own: list[Pokemon], opp_active: Pokemon | None, them: damage.Side | None,
-              active: Pokemon | None = None, me: damage.Side | None = None) -> list[float]:
-    """`MATCHUP` for each own slot against the opponent's active Pokémon (`me`: the side of
-    `active`, when the caller has it already)."""
+def _matchups(own: list[Pokemon], own_views: list[_View], opp_active: Pokemon | None,
+              facing: _View | None) -> list[float]:
+    """`MATCHUP` for each own slot against the opponent's active Pokémon (`facing`: its view).
+    All but our best damage's share of its HP are kept on a `Gen1Mon` while it stands and the
+    opponent's side but for its HP does (its HP changes most turns)."""
     out: list[float] = []
-    if opp_active is None or them is None:
+    if opp_active is None or facing is None:
         return [0.0] * (len(MATCHUP) * N_SLOTS)
-    threats = tuple(damage.threat_moves(opp_active))
-    opp_types = tuple(dex.TYPE_VOCAB.get(t._name_, 0) for t in opp_active.types if t is not None)
-    them_profile, their_speed = damage.profile(them), them.speed
+    them, threats = facing.side, facing.attacks
+    them_profile = damage.profile(them)
+    opp_types: tuple[int, ...] | None = None
     for i in range(N_SLOTS):
         if i >= len(own) or own[i].fainted:
             out += _NO_MATCHUP
             continue
         mon = own[i]
-        us = me if mon is active and me is not None else damage.side_of(mon, known_stats=True)
-        mine = _damaging(tuple(mon.moves))
-        hits, threat_hits = damage.matchup_hits(mine, threats, damage.profile(us), them_profile)
-        speed = us.speed
-        out += (damage.shares(hits, mine, us, them), damage.shares(threat_hits, threats, them, us),
-                # np.sign's values, without its call
-                1.0 if speed > their_speed else (-1.0 if speed < their_speed else 0.0),
-                _type_threat(opp_types, dex.species_info(mon.species).types))
+        us, mine = own_views[i].side, own_views[i].attacks
+        kept = getattr(mon, "feature_matchup", None)
+        if kept is not None and kept[0] == mon.version and kept[1] == them_profile \
+                and kept[2] == threats:
+            hits, rest = kept[3], kept[4]
+        else:
+            if opp_types is None:
+                opp_types = tuple(dex.TYPE_VOCAB.get(t._name_, 0) for t in opp_active.types
+                                  if t is not None)
+            hits, threat_hits = damage.matchup_hits(mine, threats, damage.profile(us),
+                                                    them_profile)
+            speed, their_speed = us.speed, them.speed
+            rest = (damage.shares(threat_hits, threats, them, us),
+                    # np.sign's values, without its call
+                    1.0 if speed > their_speed else (-1.0 if speed < their_speed else 0.0),
+                    _type_threat(opp_types, dex.species_info(mon.species).types))
+            if type(mon) is Gen1Mon:
+                mon.feature_matchup = (mon.version, them_profile, threats, hits, rest)
+        out.append(damage.shares(hits, mine, us, them))
+        out += rest
     return out
 
 
@@ -351,16 +404,11 @@ def featurize(battle: Battle) -> Observation:
             float(active is not None and active.must_recharge),
             float(partially_trapped), float(trapping), float(own_hit), float(opp_hit)]
 
-    for i in range(N_SLOTS):
-        if i < len(own):
-            m = own[i]
-            st = m.stats
-            num += [m.current_hp_fraction, float(m.fainted), float(m.active), (m.max_hp or 0) / 704.0,
-                    (st.get("atk") or 0) / 500.0, (st.get("def") or 0) / 500.0,
-                    (st.get("spa") or 0) / 500.0, (st.get("spe") or 0) / 500.0,
-                    min(m.status_counter, 8) / 8.0]
-        else:
-            num += [0.0] * 9
+    own_views = [_view(m, True) for m in own]
+    opp_views = [_view(m, False) for m in opp]
+    for v in own_views:
+        num += v.num
+    num += [0.0] * (9 * (N_SLOTS - len(own)))
     for mon in (active, opp_active):
         boosts = mon.boosts if mon is not None else {}
         effects = mon.effects if mon is not None else {}
@@ -370,18 +418,15 @@ def featurize(battle: Battle) -> Observation:
             num += [float(n in names) for n in _VOLATILE_NAMES]
         else:
             num += _NO_VOLATILES
-    for i in range(N_SLOTS):
-        if i < len(opp):
-            m = opp[i]
-            info = dex.species_info(m.species)
-            num += [m.current_hp_fraction, float(m.fainted), float(m.active), 1.0, *info.base]
-        else:
-            num += [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    for v in opp_views:
+        num += v.num
+    num += [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0] * (N_SLOTS - len(opp))
 
     opp_types = dex.species_info(opp_active.species).types if opp_active else (0, 0)
     own_types = dex.species_info(active.species).types if active else (0, 0)
-    me = damage.side_of(active, known_stats=True) if active is not None else None
-    them = damage.side_of(opp_active, known_stats=False) if opp_active is not None else None
+    me = _view(active, True).side if active is not None else None
+    facing = _view(opp_active, False) if opp_active is not None else None
+    them = facing.side if facing is not None else None
     move_cat: list[int] = []
     for i in range(N_MOVES):
         if i < len(slots):
@@ -403,16 +448,14 @@ def featurize(battle: Battle) -> Observation:
         else:
             num += [0.0] * 12
             move_cat += [dex.PAD, 0]
-    num += _matchups(own, opp_active, them, active, me)
+    num += _matchups(own, own_views, opp_active, facing)
 
-    for mons, revealed_only in ((own, False), (opp, True)):
-        for i in range(N_SLOTS):
-            if i < len(mons):
-                m = mons[i]
-                cat += _mon_cat(m.species, _status_id(m), tuple(m.moves))
-            else:
-                # An opponent slot not yet revealed holds an unknown Pokémon; ours are never empty.
-                cat += [dex.UNKNOWN if revealed_only else dex.PAD, 0, 0, 0] + [dex.PAD] * N_MOVES
+    for views, revealed_only in ((own_views, False), (opp_views, True)):
+        for v in views:
+            cat += v.cat
+        # An opponent slot not yet revealed holds an unknown Pokémon; ours are never empty.
+        cat += ([dex.UNKNOWN if revealed_only else dex.PAD, 0, 0, 0] + [dex.PAD] * N_MOVES) \
+            * (N_SLOTS - len(views))
     cat += move_cat
     cat += [dex.move_info(own_last).id if own_last else dex.PAD,
             dex.move_info(opp_last).id if opp_last else dex.PAD]

@@ -85,7 +85,8 @@ class Gen1Mon:
                  "current_hp", "max_hp", "current_hp_fraction", "stats", "boosts", "effects",
                  "must_recharge", "moves", "_base_moves", "_transform_moves", "_mimic",
                  "_transform_mimic",
-                 "_last_request", "_last_details", "name")
+                 "_last_request", "_last_details", "name",
+                 "version", "feature_view", "feature_matchup")
 
     def __init__(self, *, details: str = "", request: dict[str, Any] | None = None,
                  name: str = ""):
@@ -112,6 +113,12 @@ class Gen1Mon:
         self.moves: dict[str, None] = self._base_moves
         self._last_request: dict[str, Any] | None = {}
         self.name = name
+        # Counts the battle's updates that may have changed this Pokémon (`Gen1Battle` bumps it
+        # wherever a message or request reaches it): the featurizer's per-Pokémon results are
+        # kept here and reused while it stands (metamon_sp/features.py).
+        self.version = 0
+        self.feature_view: Any = None
+        self.feature_matchup: Any = None
         if request:
             self.update_from_request(request)
         elif details:
@@ -411,6 +418,7 @@ class Gen1Battle:
         falsely, truly = [], []
         for entry in changed:
             mon = team[entry["ident"]]
+            mon.version += 1
             if entry["active"] and not mon.active:
                 truly.append(mon)
             elif not entry["active"] and mon.active:
@@ -429,10 +437,13 @@ class Gen1Battle:
 
     # ----------------------------------------------------------------------- messages
     def get_pokemon(self, identifier: str, details: str = "") -> Gen1Mon:
+        """The Pokémon a message names, made if new. Handlers reach the Pokémon they change
+        through here, or count the change themselves (`Gen1Mon.version`)."""
         if identifier[3] != " ":
             identifier = identifier[:2] + identifier[3:]
         mon = self.team.get(identifier) or self.opponent_team.get(identifier)
         if mon is not None:
+            mon.version += 1
             return mon
         role = identifier[:2]
         team = self.team if role == self.player_role else self.opponent_team
@@ -452,6 +463,7 @@ class Gen1Battle:
         own = ident.split(":")[0][:2] == self.player_role
         out = self.active_pokemon if own else self.opponent_active_pokemon
         if out is not None:
+            out.version += 1
             out.switch_out()
         mon = self.get_pokemon(ident, details=details)
         mon.switch_in(details=details)
@@ -524,6 +536,7 @@ class Gen1Battle:
         self.turn = int(event[2])
         for mon in (self.active_pokemon, self.opponent_active_pokemon):
             if mon is not None:
+                mon.version += 1
                 mon.end_turn()
 
     def _player(self, event: list[str]) -> None:
@@ -535,11 +548,13 @@ class Gen1Battle:
     def _cureteam(self, event: list[str]) -> None:
         team = self.team if event[2][:2] == self.player_role else self.opponent_team
         for mon in team.values():
+            mon.version += 1
             mon.cure_status()
 
     def _clearallboost(self, event: list[str]) -> None:
         for mon in (self.active_pokemon, self.opponent_active_pokemon):
             if mon is not None:
+                mon.version += 1
                 mon.clear_boosts()
 
     def _swapboost(self, event: list[str]) -> None:

@@ -40,6 +40,24 @@ def test_the_end_and_the_orders_are_poke_envs(log):
                 action_to_order(int(action), p).message
 
 
+@pytest.mark.parametrize("log", battle_logs()[:2], ids=lambda g: g["battle_tag"])
+def test_what_the_featurizer_keeps_on_a_mon_follows_every_message(log):
+    """Per-Pokémon results are reused while the Pokémon's `version` stands: each decision's
+    observation equals one made with nothing kept, and most Pokémon are reused."""
+    reused = total = 0
+    for b in decisions(log, gen1=True):
+        kept = {id(m): m.feature_view for m in [*b.team.values(), *b.opponent_team.values()]}
+        ours = featurize(b)
+        for m in [*b.team.values(), *b.opponent_team.values()]:
+            total += 1
+            reused += kept[id(m)] is not None and m.feature_view is kept[id(m)]
+            m.feature_view = m.feature_matchup = None
+        fresh = featurize(b)
+        for name in FIELDS:
+            assert np.array_equal(getattr(ours, name), getattr(fresh, name)), name
+    assert reused > total / 3
+
+
 def test_a_mon_from_a_request_reads_like_poke_envs():
     entry = {"ident": "p1: Snorlax", "details": "Snorlax", "condition": "400/523 slp",
              "active": True, "stats": {"atk": 318, "def": 228, "spa": 228, "spd": 228,
