@@ -1,7 +1,7 @@
 """How fast would battles run if featurizing cost nothing? An upper bound for any featurizer work.
 
     python benchmarks/featurizer_bound.py [--battles 200] [--rounds 2] [--simulators 1]
-        [--instances 1]
+        [--instances 1] [--ceiling]
 
 Plays random vs random and simple_heuristics vs random on the direct backend (concurrency 32),
 each with the real featurizer and with one that only computes the legality mask (the rest of
@@ -96,6 +96,7 @@ def run_one(p1: str, p2: str, battles: int, free: bool, simulators: int, instanc
     sys.path.insert(0, str(ROOT))
     from metamon_sp.collect import collect
     from metamon_sp.config import load_config
+    from metamon_sp.trajectories import read_shard, shard_paths
 
     if free:
         os.environ[FREE] = "1"  # inherited by the instance processes, when there are several
@@ -113,7 +114,12 @@ def run_one(p1: str, p2: str, battles: int, free: bool, simulators: int, instanc
     threading.Thread(target=sample, daemon=True).start()
     with tempfile.TemporaryDirectory() as folder:
         s = collect(cfg, Path(folder), show_progress=False)
-    stop.set()
+        stop.set()
+        # every instance recorded what this run's featurizer made: zeros if mask only
+        zeros = {not t.obs_num.any() for shard in shard_paths(folder) for t in read_shard(shard)}
+    if zeros != {free}:
+        sys.exit(f"the {'mask-only' if free else 'real'} featurizer did not make every "
+                 f"recorded observation ({instances} instance(s))")
     out = {"decisions": s["decisions"], "decisions_per_s": s["decisions"] / s["play_seconds"],
            "python_busiest_thread": float("nan"), "simulators_cores": float("nan")}
     if len(samples) >= 5:  # (a run too short to have a middle reports rates only)
@@ -131,6 +137,9 @@ def main() -> None:
     ap.add_argument("--simulators", type=int, default=1)
     ap.add_argument("--instances", type=int, default=1,
                     help="collecting processes, each with its own simulator(s)")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also the simulator alone in two processes each round, and each rate "
+                    "as a share of it (paired within the round)")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -140,6 +149,7 @@ def main() -> None:
         return
     rows: dict[tuple[str, bool], list[dict]] = {(p1, f): [] for p1, _ in WORKLOADS
                                                 for f in (False, True)}
+    ceilings: list[float] = []
     for _ in range(args.rounds):
         for p1, p2 in WORKLOADS:
             for free in (False, True):
@@ -152,21 +162,35 @@ def main() -> None:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
                 rows[(p1, free)].append(row)
                 print(json.dumps({"p1": p1, "free": free, **row}), file=sys.stderr, flush=True)
+        if args.ceiling:
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            from battle_backends import ceiling
+
+            ceilings.append(ceiling(args.battles * 2, 2)["decisions_per_s"])
+            print(json.dumps({"ceiling, 2 processes": ceilings[-1]}), file=sys.stderr, flush=True)
     for p1, _ in WORKLOADS:
         if len({r["decisions"] for r in rows[(p1, False)] + rows[(p1, True)]}) != 1:
             sys.exit(f"{p1}: the two featurizers played different battles; the bound is void")
     print(f"medians of {args.rounds} alternating rounds, {args.battles} battles each, "
           f"direct backend, concurrency 32, {args.instances} instance(s) with "
           f"{args.simulators} simulator(s) each, {os.cpu_count()} cores")
+    if ceilings:
+        print(f"the simulator alone, two processes: {statistics.median(ceilings):,.0f} "
+              f"decisions/s (median of {len(ceilings)})")
+    share = " / two-process ceiling (per round: median, range) |" if ceilings else ""
     print("| workload | featurizer | decisions/s | Python's busiest thread (cores) | "
-          "simulator (cores) |")
-    print("|---|---|---|---|---|")
+          f"simulator (cores) |{share}")
+    print("|---|---|---|---|---|" + ("---|" if ceilings else ""))
     for (p1, free), runs in rows.items():
         med = {k: statistics.median(r[k] for r in runs)
                for k in ("decisions_per_s", "python_busiest_thread", "simulators_cores")}
+        cells = ""
+        if ceilings:
+            ratios = [r["decisions_per_s"] / c for r, c in zip(runs, ceilings)]
+            cells = f" {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |"
         print(f"| {p1} vs random | {'mask only' if free else 'real'} | "
               f"{med['decisions_per_s']:,.0f} | {med['python_busiest_thread']:.2f} | "
-              f"{med['simulators_cores']:.2f} |")
+              f"{med['simulators_cores']:.2f} |{cells}")
 
 
 if __name__ == "__main__":
