@@ -284,6 +284,14 @@ def _view(mon: Pokemon, own: bool) -> _View:
     return view
 
 
+def _view_of(mon: Pokemon, mons: list[Pokemon], views: list[_View], own: bool) -> _View:
+    """`mon`'s view among `views` (those of `mons`), else its own."""
+    for m, v in zip(mons, views):
+        if m is mon:
+            return v
+    return _view(mon, own)
+
+
 def _make_view(m: Pokemon, own: bool) -> _View:
     if own:
         st = m.stats
@@ -424,8 +432,9 @@ def featurize(battle: Battle) -> Observation:
 
     opp_types = dex.species_info(opp_active.species).types if opp_active else (0, 0)
     own_types = dex.species_info(active.species).types if active else (0, 0)
-    me = _view(active, True).side if active is not None else None
-    facing = _view(opp_active, False) if opp_active is not None else None
+    # the actives' views from the slots' (a poke-env battle's are not kept: made once only)
+    me = _view_of(active, own, own_views, True).side if active is not None else None
+    facing = _view_of(opp_active, opp, opp_views, False) if opp_active is not None else None
     them = facing.side if facing is not None else None
     move_cat: list[int] = []
     for i in range(N_MOVES):
