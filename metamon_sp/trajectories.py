@@ -141,19 +141,50 @@ def summarize(trajs: Iterable[Trajectory]) -> dict[str, int]:
     return s
 
 
+# Arrays are built from their buffers: `pa.array` imports pandas on its first call, ~1.3 s of
+# CPU that every collecting process took from its battles as its first shard was written.
+def _array(values: np.ndarray, typ: pa.DataType) -> pa.Array:
+    """A flat Arrow array of `typ` holding `values` (numpy values of `typ`'s width)."""
+    n = len(values)
+    if typ == pa.bool_():  # Arrow packs booleans into bits
+        values = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(typ, n, [None, pa.py_buffer(np.ascontiguousarray(values))])
+
+
+def _offsets(sizes: list[int], dtype: type) -> np.ndarray:
+    offsets = np.zeros(len(sizes) + 1, dtype=dtype)
+    np.cumsum(sizes, out=offsets[1:])
+    return offsets
+
+
+def _string_array(items: list[str]) -> pa.Array:
+    data = [s.encode() for s in items]
+    offsets = _offsets([len(b) for b in data], np.int32)
+    return pa.Array.from_buffers(pa.string(), len(data), [
+        None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+
+
+def _scalar_array(values: list[Any], typ: pa.DataType) -> pa.Array:
+    if typ == pa.string():
+        return _string_array(values)
+    return _array(np.asarray(values, dtype=typ.to_pandas_dtype()), typ)
+
+
 def _list_array(arrays: list[np.ndarray], value_type: pa.DataType, dtype: np.dtype) -> pa.Array:
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
-    np.cumsum([a.size for a in arrays], out=offsets[1:])
+    offsets = _offsets([a.size for a in arrays], np.int64)
     values = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0, dtype)
-    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values.astype(dtype, copy=False),
-                                                                     type=value_type))
+    return pa.LargeListArray.from_arrays(_array(offsets, pa.int64()),
+                                         _array(values.astype(dtype, copy=False), value_type))
 
 
 def _table(trajs: list[Trajectory], extra_meta: dict[str, Any]) -> pa.Table:
     cols: dict[str, pa.Array] = {}
     for name, typ in _SCALARS.items():
-        cols[name] = pa.array([getattr(t, name) for t in trajs], type=typ)
-    cols["errors"] = pa.array([list(t.errors) for t in trajs], type=pa.list_(pa.string()))
+        cols[name] = _scalar_array([getattr(t, name) for t in trajs], typ)
+    errors = [list(t.errors) for t in trajs]
+    cols["errors"] = pa.ListArray.from_arrays(
+        _array(_offsets([len(e) for e in errors], np.int32), pa.int32()),
+        _string_array([e for es in errors for e in es]))
     for name, (typ, dtype, _) in _ARRAYS.items():
         cols[name] = _list_array([getattr(t, name) for t in trajs], typ, dtype)
     meta = {
