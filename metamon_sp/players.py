@@ -116,6 +116,13 @@ class _BattleRecord:
     truncated: bool = False
 
 
+# Lines poke-env's message loop does more with than `battle.parse_message` (or than nothing,
+# for those it ignores); a line of one or no field it ignores too (but for team preview, which
+# Gen 1 has not).
+_PLAYER_KINDS = frozenset({"init", "request", "showteam", "win", "tie", "error", "bigerror"})
+_IGNORED = frozenset(Player.MESSAGES_TO_IGNORE)
+
+
 class RecordingMixin:
     """Mix in before a poke-env Player class; see `player_class`."""
 
@@ -169,6 +176,26 @@ class RecordingMixin:
         return battle
 
     async def _handle_battle_message(self, split_messages: list[list[str]]) -> None:
+        battle = self._battles.get(split_messages[0][0][1:])  # type: ignore[attr-defined]
+        if type(battle) is Gen1Battle:
+            # poke-env's loop (`Player._handle_battle_message`) gives each line to the battle
+            # unless it means more to the player: lines up to the first such one go straight
+            # to the battle (most messages hold none: the updates between requests)
+            lines = split_messages[1:]
+            parse = battle.parse_message
+            for i, msg in enumerate(lines):
+                if len(msg) > 1:
+                    kind = msg[1]
+                    if kind in _PLAYER_KINDS:
+                        split_messages = [split_messages[0], *lines[i:]]
+                        break
+                    if kind not in _IGNORED:
+                        parse(msg)
+            else:
+                return
+        await self._handle_player_lines(split_messages)
+
+    async def _handle_player_lines(self, split_messages: list[list[str]]) -> None:
         tag = split_messages[0][0].lstrip(">")
         if tag.startswith("battle-"):
             rec = self._record_of(tag)

@@ -378,6 +378,8 @@ def test_numeric_inputs_are_normalised_per_feature_from_generation_zero_data(tmp
 
 
 class _Base:
+    _battles: dict = {}  # a poke-env Player's battles by tag (none here)
+
     async def _handle_battle_message(self, split_messages):
         pass
 
