@@ -464,6 +464,9 @@ class DirectMatch:
             self.sim.send({"t": "close", "id": tag})
             for player in self.players.values():
                 player.ps_client._battle_locks.pop(tag, None)
+                # its trajectory is recorded: kept, a battle's log and state would add up over
+                # a collection (memory, and each full garbage collection walking them all)
+                player._battles.pop(tag, None)
             self._fill()
             self._check_done()
 

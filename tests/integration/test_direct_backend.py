@@ -181,3 +181,23 @@ def test_a_format_the_simulator_cannot_load_at_start_is_named_and_battles_still_
     text = log.read_text()
     assert "could not load the data of format gen1nosuchformat" in text
     assert "format gen1ou:" not in text
+
+
+def test_a_match_keeps_nothing_of_its_finished_battles(tmp_path):
+    """Once both players have seen a battle end (its trajectories recorded), neither keeps it:
+    a long collection's memory, and each full garbage collection, stay the size of the battles
+    in flight."""
+    from metamon_sp.showdown.direct import BattleSim, DirectMatch
+    from metamon_sp.teams import TeamSampler, load_team_set
+
+    teams = load_team_set("gen1ou")
+    recorded = []
+    p1, p2 = (build_player("random", username=f"{side}-keep", server_url=None,
+                           battle_format="gen1ou", concurrency=3,
+                           team=TeamSampler(teams, seed), on_trajectory=recorded.append, seed=0)
+              for side, seed in (("p1", 1), ("p2", 2)))
+    with BattleSim(tmp_path / "sim.log") as sim:
+        DirectMatch(sim, p1, p2, 6, "gen1ou", "keep", seed=0, concurrency=3).run()
+    assert len(recorded) == 12
+    for player in (p1, p2):
+        assert not player._battles and not player.ps_client._battle_locks
