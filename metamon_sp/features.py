@@ -141,14 +141,21 @@ def _slot_legal(slot: dict[str, Any]) -> bool:
 
 def action_mask(battle: Battle, slots: list[dict[str, Any]] | None = None) -> np.ndarray:
     """Legal actions; `slots` are the request's move slots when the caller has them already."""
-    mask = np.zeros(N_ACTIONS, dtype=bool)
-    for i, slot in enumerate(request_moves(battle) if slots is None else slots):
-        mask[i] = _slot_legal(slot)
-    if battle.available_switches:
-        switchable = {id(m) for m in battle.available_switches}
-        for i, mon in enumerate(list(battle.team.values())[:N_SLOTS]):
-            mask[N_MOVES + i] = id(mon) in switchable
-    return mask
+    # built as a list, then one array: item assignment into an array costs more than the list
+    legal = [_slot_legal(s) for s in (request_moves(battle) if slots is None else slots)]
+    legal += _NO_ACTIONS[:N_MOVES - len(legal)]
+    switches = battle.available_switches
+    if switches:
+        switchable = {id(m) for m in switches}
+        team = list(battle.team.values())[:N_SLOTS]
+        legal += [id(m) in switchable for m in team]
+        legal += _NO_ACTIONS[:N_SLOTS - len(team)]
+    else:
+        legal += _NO_ACTIONS[:N_SLOTS]
+    return np.array(legal, dtype=bool)
+
+
+_NO_ACTIONS = [False] * N_ACTIONS
 
 
 def action_to_order(action: int, battle: Battle, mask: np.ndarray | None = None) -> BattleOrder:

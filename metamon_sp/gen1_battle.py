@@ -364,19 +364,18 @@ class Gen1Battle:
         return None if self._won is None else not self._won
 
     # ------------------------------------------------------------------------ the end
+    # (the end's line is logged once: poke-env's loop gives `win`/`tie` lines to these, never to
+    # `parse_message`, so only an earlier call of either has logged one)
     def won_by(self, username: str) -> None:
-        if not self._terminal():
+        if not self.finished:
             self._replay_data.append(["", "win", username])
         self._won = username == self.player_username
         self.finished = True
 
     def tied(self) -> None:
-        if not self._terminal():
+        if not self.finished:
             self._replay_data.append(["", "tie"])
         self.finished = True
-
-    def _terminal(self) -> bool:
-        return any(len(m) > 1 and m[1] in ("win", "tie") for m in self._replay_data)
 
     # ----------------------------------------------------------------------- requests
     def parse_request(self, request: dict[str, Any], strict_battle_tracking: bool = False
@@ -452,7 +451,9 @@ class Gen1Battle:
         return mon
 
     def parse_message(self, event: list[str]) -> None:
-        self._replay_data.append(event[:])
+        # kept as it is, not copied as poke-env does: no handler changes an event in place
+        # (`_move` trims a copy), and nothing else holds the split line
+        self._replay_data.append(event)
         kind = event[1]
         handler = _HANDLERS.get(kind)
         if handler is not None:

@@ -350,7 +350,7 @@ class RecordingRandomPlayer(RecordingMixin, RandomPlayer):
 
     def choose_action(self, battle: Battle, obs: Observation) -> int:
         self._seed_decision(battle)
-        legal = np.flatnonzero(obs.mask)
+        legal = obs.mask.nonzero()[0]  # np.flatnonzero's result, without its Python layers
         return int(legal[int(random.random() * len(legal))])
 
 
