@@ -55,25 +55,39 @@ def battle_seed(*parts: Any) -> str:
     return f"sodium,{digest[:32]}"
 
 
-def _drive(coro: Coroutine[Any, Any, Any], tag: str) -> None:
-    """Run a message handler now, as far as it goes without waiting, rather than as a task.
+def _drive(coro: Coroutine[Any, Any, Any], tag: str,
+           on_done: Callable[[], None] | None = None) -> bool:
+    """Run a message handler now, as far as it goes without waiting, rather than as a task;
+    whether it is done. One that is not goes on when what it waits for is done, as a task
+    would, and calls `on_done` when it is.
 
     A task per message costs more than most messages' handling (a random player decides
     without ever waiting), and a decision made now joins the policy's batch of this turn of the
-    loop. Where the handler waits (a batched decision, a battle's lock), it goes on when what
-    it waits for is done, as a task would."""
+    loop."""
     try:
         fut = coro.send(None)
     except (StopIteration, asyncio.CancelledError):  # done, or its battle was given up
-        return
+        return True
     except Exception:  # what a task would have kept: the battle stalls, its timeout ends it
         log.exception("Handling a message of %s failed", tag)
-        return
+        return True
+
+    def resume(_: Any = None) -> None:
+        if _drive(coro, tag, on_done) and on_done is not None:
+            on_done()
+
     if fut is None:  # a bare `yield` (asyncio.sleep(0)): go on in the next turn of the loop
-        POKE_LOOP.call_soon(_drive, coro, tag)
-        return
-    fut._asyncio_future_blocking = False  # the protocol Task follows for an awaited future
-    fut.add_done_callback(lambda _: _drive(coro, tag))
+        POKE_LOOP.call_soon(resume)
+    else:
+        fut._asyncio_future_blocking = False  # the protocol Task follows for an awaited future
+        fut.add_done_callback(resume)
+    return False
+
+
+def split_message(tag: str, text: str) -> list[list[str]]:
+    """Battle `tag`'s message `text` as poke-env's client splits a room's message for its player
+    (`PSClient._handle_message`, whose lock and tests the direct backend does without)."""
+    return [[">" + tag], *[m.split("|") for m in text.split("\n")]]
 
 
 class _Started:
@@ -362,6 +376,9 @@ class DirectMatch:
         self._done: asyncio.Future | None = None
         self._error: BaseException | None = None
         self._searches: dict[tuple[str, str], asyncio.Future] = {}  # (tag, side) -> answer
+        # (tag, side) -> messages that came while one of theirs is still handled (a decision
+        # waits): they follow it in order, as poke-env's client's battle lock would have it
+        self._waiting: dict[tuple[str, str], list[list[list[str]]]] = {}
         for side, player in self.players.items():
             player.ps_client.send_message = self._router(side)
             attach = getattr(player, "attach_match", None)
@@ -423,8 +440,7 @@ class DirectMatch:
             return
         for tag, kind, text in rows:
             if kind in ("p1", "p2"):
-                client = self.players[kind].ps_client
-                _drive(client._handle_message(f">{tag}\n{text}"), tag)
+                self._deliver((tag, kind), split_message(tag, text))
             elif kind.startswith("search:"):
                 fut = self._searches.pop((tag, kind[7:]), None)
                 if fut is not None and not fut.done():
@@ -442,6 +458,22 @@ class DirectMatch:
                     return
                 self._fill()
                 self._check_done()
+
+    def _deliver(self, key: tuple[str, str], message: list[list[str]]) -> None:
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            waiting.append(message)
+        elif not _drive(self.players[key[1]]._handle_battle_message(message), key[0],
+                        lambda: self._handled(key)):
+            self._waiting[key] = []
+
+    def _handled(self, key: tuple[str, str]) -> None:
+        waiting = self._waiting.pop(key, None)
+        for i, message in enumerate(waiting or ()):
+            self._deliver(key, message)
+            if key in self._waiting:  # that one waits in turn: the rest after it
+                self._waiting[key] += waiting[i + 1:]
+                return
 
     def _router(self, side: str) -> Callable[..., Any]:
         async def send_message(message: str, room: str = "", message_2: str | None = None) -> None:
@@ -463,7 +495,6 @@ class DirectMatch:
             del self._left[tag]
             self.sim.send({"t": "close", "id": tag})
             for player in self.players.values():
-                player.ps_client._battle_locks.pop(tag, None)
                 # its trajectory is recorded: kept, a battle's log and state would add up over
                 # a collection (memory, and each full garbage collection walking them all)
                 player._battles.pop(tag, None)
@@ -491,7 +522,8 @@ class DirectMatch:
             forget = getattr(player, "forget_battle", None)
             if forget is not None:
                 forget(tag)
-            player.ps_client._battle_locks.pop(tag, None)
+        for side in ("p1", "p2"):
+            self._waiting.pop((tag, side), None)
 
     def _lose_all(self, error: BaseException) -> None:
         for tag in list(self._left):

@@ -13,11 +13,11 @@ import numpy as np
 import orjson
 import pytest
 from poke_env.concurrency import POKE_LOOP
-from poke_env.ps_client import PSClient
 
 from metamon_sp.collect import collect
 from metamon_sp.config import load_config
-from metamon_sp.players import build_player
+from metamon_sp.players import RecordingMixin, build_player
+from metamon_sp.showdown.direct import split_message
 from metamon_sp.trajectories import Dataset
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,20 +35,22 @@ def data_hash(folder) -> str:
 
 @contextmanager
 def captured_frames():
-    """Every battle frame any player receives, as (username, text), in order, on either backend."""
+    """Every battle frame any player receives, as (username, text), in order, on either backend
+    (the server's client and the direct backend both hand a player its battle's messages split
+    into lines and fields: joined, they are the frame)."""
     frames: list[tuple[str, str]] = []
-    original = PSClient._handle_message
+    original = RecordingMixin._handle_battle_message
 
-    async def spy(self, message):
-        if message.startswith(">battle-"):
-            frames.append((self.username, message))
-        return await original(self, message)
+    async def spy(self, split_messages):
+        if split_messages[0][0].startswith(">battle-"):
+            frames.append((self.username, "\n".join("|".join(m) for m in split_messages)))
+        return await original(self, split_messages)
 
-    PSClient._handle_message = spy
+    RecordingMixin._handle_battle_message = spy
     try:
         yield frames
     finally:
-        PSClient._handle_message = original
+        RecordingMixin._handle_battle_message = original
 
 
 def by_battle(frames: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
@@ -126,7 +128,7 @@ def test_the_simulator_speaks_the_servers_protocol(tmp_path, backend):
 
 def test_protocol_fed_without_a_server_records_what_the_server_path_recorded(tmp_path):
     """Battles played on the server; then the very frames each player received, fed to fresh
-    players through the direct backend's entry point: the same trajectories, decision for
+    players as the direct backend hands them over: the same trajectories, decision for
     decision."""
     cfg = load_config(["collect.battles=3", "collect.concurrency=3", "collect.p1=max_base_power",
                        "collect.p2=simple_heuristics", "collect.backend=showdown"])
@@ -146,8 +148,10 @@ def test_protocol_fed_without_a_server_records_what_the_server_path_recorded(tmp
             return None
         players[user].ps_client.send_message = ignore
     for user, text in frames:
-        asyncio.run_coroutine_threadsafe(players[user].ps_client._handle_message(text),
-                                         POKE_LOOP).result(timeout=30)
+        tag, body = text[1:].split("\n", 1)
+        asyncio.run_coroutine_threadsafe(
+            players[user]._handle_battle_message(split_message(tag, body)), POKE_LOOP
+        ).result(timeout=30)
     assert len(replayed) == len(served) == 6
     for t in replayed:
         s = served[(t.battle_id, t.side)]

@@ -42,3 +42,46 @@ def test_a_handler_runs_at_once_waits_like_a_task_and_fails_alone(caplog):
         seen = asyncio.run(main())
     assert seen == ["plain", "request waits", "request got 3", "next"]
     assert "b2" in caplog.text and "bad message" in caplog.text
+
+
+def test_a_sides_messages_wait_for_its_decision_and_keep_their_order():
+    """Without poke-env's client (and its battle locks), a match hands each side's messages to
+    its player in order: what comes while a decision waits is handled after it, even when one of
+    them waits in turn, and neither the other side nor other battles wait."""
+    from types import SimpleNamespace
+
+    from metamon_sp.showdown.direct import DirectMatch
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        seen: list[str] = []
+        waits = {"request": loop.create_future(), "next": loop.create_future()}
+
+        class Player:
+            def __init__(self, name: str):
+                self.username, self.ps_client = name, SimpleNamespace()
+
+            async def _handle_battle_message(self, message: list[list[str]]) -> None:
+                what = f"{message[0][0][1:]}/{self.username}:{message[1][1]}"
+                wait = waits.get(message[1][1]) if self.username == "p1" else None
+                if wait is not None:
+                    seen.append(f"{what} waits")
+                    await wait
+                seen.append(what)
+
+        match = DirectMatch(SimpleNamespace(), Player("p1"), Player("p2"), 1, "gen1ou", "s0",
+                            seed=0, concurrency=1)
+        match._on_rows([["b1", "p1", "|request"], ["b1", "p2", "|request"],
+                        ["b1", "p1", "|next"], ["b2", "p1", "|plain"], ["b1", "p1", "|after"]])
+        assert seen == ["b1/p1:request waits", "b1/p2:request", "b2/p1:plain"]
+        waits["request"].set_result(None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert seen[3:] == ["b1/p1:request", "b1/p1:next waits"]
+        waits["next"].set_result(None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not match._waiting
+        return seen[5:]
+
+    assert asyncio.run(main()) == ["b1/p1:next", "b1/p1:after"]
