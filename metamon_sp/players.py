@@ -242,10 +242,14 @@ class RecordingMixin:
 
     def _seed_decision(self, battle: Battle) -> None:
         """Seed `random` from the player, the battle and the decision: baselines replay."""
+        random.seed(self._decision_hash(battle))
+
+    def _decision_hash(self, battle: Battle) -> int:
+        """64 bits that depend on the player, the battle and the decision only."""
         rec = self._record_of(battle.battle_tag)
         key = f"{self.decision_seed}|{self.username}|{battle.battle_tag}|{len(rec.actions)}|" \
               f"{rec.invalid}"
-        random.seed(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
 
     async def _finish_async(self, battle: Battle, obs: Observation, choice: Awaitable) -> BattleOrder:
         result = await choice
@@ -341,17 +345,18 @@ def _is_gen1_singles(player: Any) -> bool:
 
 class RecordingRandomPlayer(RecordingMixin, RandomPlayer):
     """poke-env's random player, choosing as it does (uniformly among the legal moves and
-    switches, seeded per decision) from the observation's mask, so it needs no poke-env
-    battle and tracks `Gen1Battle`s."""
+    switches) from the observation's mask, so it needs no poke-env battle and tracks
+    `Gen1Battle`s. Its one draw per decision is the decision's hash (`random.seed`'s state
+    from it would cost 5x more)."""
 
     @property
     def tracks_gen1(self) -> bool:
         return _is_gen1_singles(self)
 
     def choose_action(self, battle: Battle, obs: Observation) -> int:
-        self._seed_decision(battle)
+        uniform = (self._decision_hash(battle) >> 11) / 2.0 ** 53  # in [0, 1), as random()'s
         legal = obs.mask.nonzero()[0]  # np.flatnonzero's result, without its Python layers
-        return int(legal[int(random.random() * len(legal))])
+        return int(legal[int(uniform * len(legal))])
 
 
 class PolicyPlayer(RecordingMixin, Player):
