@@ -344,7 +344,11 @@ class Gen1Battle:
         self._wait = False
         self._won: bool | None = None
         self.finished = False
+        # The log from the previous turn's `|turn|` on: all the featurizer reads of it
+        # (`features.last_turn_events`). poke-env keeps a battle's whole log, which the
+        # garbage collector walked again and again as it grew.
         self._replay_data: list[list[str]] = []
+        self._turn_at = -1  # where the last `|turn|` is in it
 
     # ------------------------------------------------------------------- what is read
     @property
@@ -535,6 +539,10 @@ class Gen1Battle:
 
     def _turn(self, event: list[str]) -> None:
         self.turn = int(event[2])
+        log = self._replay_data  # (`event` is its last entry)
+        if self._turn_at > 0:
+            del log[:self._turn_at]
+        self._turn_at = len(log) - 1
         for mon in (self.active_pokemon, self.opponent_active_pokemon):
             if mon is not None:
                 mon.version += 1

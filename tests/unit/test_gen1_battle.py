@@ -41,6 +41,18 @@ def test_the_end_and_the_orders_are_poke_envs(log):
 
 
 @pytest.mark.parametrize("log", battle_logs()[:2], ids=lambda g: g["battle_tag"])
+def test_the_log_is_kept_from_the_previous_turn_on(log):
+    """What `features.last_turn_events` reads, and no more (the observations above are
+    poke-env's, whose battle keeps its whole log)."""
+    longest = 0
+    for b in decisions(log, gen1=True):
+        turns = [i for i, ev in enumerate(b._replay_data) if ev[1:2] == ["turn"]]
+        assert len(turns) <= 2 and (b.turn < 2 or turns[0] == 0)
+        longest = max(longest, len(b._replay_data))
+    assert b.turn > 10 and longest < 60
+
+
+@pytest.mark.parametrize("log", battle_logs()[:2], ids=lambda g: g["battle_tag"])
 def test_what_the_featurizer_keeps_on_a_mon_follows_every_message(log):
     """Per-Pokémon results are reused while the Pokémon's `version` stands: each decision's
     observation equals one made with nothing kept, and most Pokémon are reused."""
