@@ -468,12 +468,9 @@ class DirectMatch:
             self._waiting[key] = []
 
     def _handled(self, key: tuple[str, str]) -> None:
-        waiting = self._waiting.pop(key, None)
-        for i, message in enumerate(waiting or ()):
+        # in order: once one of them waits in turn, `_deliver` queues the rest behind it
+        for message in self._waiting.pop(key, None) or ():
             self._deliver(key, message)
-            if key in self._waiting:  # that one waits in turn: the rest after it
-                self._waiting[key] += waiting[i + 1:]
-                return
 
     def _router(self, side: str) -> Callable[..., Any]:
         async def send_message(message: str, room: str = "", message_2: str | None = None) -> None:
