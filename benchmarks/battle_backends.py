@@ -5,7 +5,8 @@ the last battle's end), the same decisions over the whole call (`with_setup`: st
 backend, importing torch and loading the policy too, ~2.5 s once per collection), the
 simulator-alone ceiling, Python's CPU time per decision (every thread of the collecting process,
 from the call to `collect` to its return, so its setup is in it: compare within the column),
-peak memory, and the Python profile's top entries on the direct backend.
+peak memory, and the Python profile's top entries on the direct backend (the compiled modules'
+functions are not seen by the profiler: `METAMON_SP_COMPILED=0` profiles their source).
 
     python benchmarks/battle_backends.py [--battles 300] [--repeats 2] [--checkpoint PATH]
         [--rows all|targets] [--baseline REV] [--json FILE]
@@ -18,7 +19,12 @@ Every configuration runs in a fresh process, and the configurations are
 interleaved `--repeats` times (this machine's speed drifts by ±30% over minutes): the table
 shows each one's median. The profile comes from one more, untimed run.
 The ceiling is Showdown's own BattleStream with its RandomPlayerAI on both sides, in one Node
-process and in one per core at once (benchmarks/sim_ceiling.js).
+process and in one per core at once (benchmarks/sim_ceiling.js), each process playing as many
+battles as each instance of the direct backend does (`--battles` over the processes): the same
+share of warm-up and wind-down in both. (The first battles of a process run while V8 still
+compiles the simulator, the last ones with fewer in flight: at 150 battles an instance, random
+play ran 0.81-0.87x its rate at 600.) The figures of issue 10 are taken at `--battles 1200`,
+about a collection's size (the laptop scale collects 1,500 battles a generation).
 
 `--baseline REV` adds the websocket server path of an older revision of this repository (its
 code as committed, run from a copy), interleaved with the rest: issue 10's targets are against
@@ -119,6 +125,11 @@ def _row(p1: str, p2: str, setup: tuple[str, int, int, int], s: dict, cpu: float
     from metamon_sp.policy import _POLICIES  # the revision's own, in a baseline's process
 
     backend, instances, concurrency, simulators = setup
+    try:
+        from metamon_sp.compiled import status
+        compiled = all(status().values())
+    except ImportError:  # a revision from before the compiled modules
+        compiled = False
     fwd = sum(p.forward_passes for p in _POLICIES.values())
     dec = sum(p.decisions for p in _POLICIES.values())
     return {"p1": "policy" if p1.startswith("checkpoint:") else p1,
@@ -136,6 +147,7 @@ def _row(p1: str, p2: str, setup: tuple[str, int, int, int], s: dict, cpu: float
             "python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "backend_peak_rss_mb": round(max((i["server_peak_rss_bytes"] or 0)
                                              for i in s["instances"]) / 2**20),
+            "compiled": compiled,  # the decision path's modules (metamon_sp/compiled.py)
             "profile_top": top}
 
 
@@ -258,7 +270,7 @@ def main() -> None:
                 print(json.dumps({k: v for k, v in row.items() if k != "profile_top"}),
                       file=sys.stderr, flush=True)
             for k in ceilings if rep < args.repeats else ():
-                ceilings[k].append(ceiling(args.battles * 2, k))
+                ceilings[k].append(ceiling(args.battles // k, k))  # per process: an instance's
                 print(json.dumps(ceilings[k][-1]), file=sys.stderr, flush=True)
     rounds = [[v[i] for v in (*results.values(), *ceilings.values()) if len(v) > i]
               for i in range(args.repeats)]
