@@ -9,7 +9,7 @@ peak memory, and the Python profile's top entries on the direct backend (the com
 functions are not seen by the profiler: `METAMON_SP_COMPILED=0` profiles their source).
 
     python benchmarks/battle_backends.py [--battles 300] [--repeats 2] [--checkpoint PATH]
-        [--rows all|targets] [--baseline REV] [--json FILE]
+        [--rows all|targets|ceiling] [--baseline REV] [--json FILE]
     python benchmarks/battle_backends.py --pool FILE [FILE ...]
 
 Each workload runs on the websocket server at concurrency 10 (the default before the direct
@@ -30,7 +30,8 @@ about a collection's size (the laptop scale collects 1,500 battles a generation)
 code as committed, run from a copy), interleaved with the rest: issue 10's targets are against
 the code of the day it was filed (`--baseline c192916`). Its play time is its own `collect`'s
 (from after the server's start, players' build included), with torch imported beforehand as
-today's clock excludes it. `--rows targets` runs only what those ratios need, so more rounds fit.
+today's clock excludes it. `--rows targets` runs only what those ratios need, so more rounds fit;
+`--rows ceiling` only random play on the direct backend and the ceilings (the 50% line).
 
 Each ratio is printed from the medians, and taken within each round (a round's runs are minutes
 apart) with a geometric mean and a 95% bootstrap interval over the rounds. `--json FILE` keeps
@@ -208,10 +209,11 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10, help=argparse.SUPPRESS)
     ap.add_argument("--simulators", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the rows here")
-    ap.add_argument("--rows", choices=("all", "targets"), default="all",
+    ap.add_argument("--rows", choices=("all", "targets", "ceiling"), default="all",
                     help="targets: only what issue 10's ratios need (random and policy play, "
                     "server at 10, direct at 32 with 1 and 2 instances; more rounds in the "
-                    "same time)")
+                    "same time); ceiling: only random play on the direct backend at 32 and the "
+                    "ceilings (the 50%% line)")
     ap.add_argument("--baseline", metavar="REV", help="also the server path of this older "
                     "revision (issue 10's day: c192916)")
     ap.add_argument("--pool", nargs="+", metavar="JSON", help="no battles: report the rounds of "
@@ -242,6 +244,8 @@ def main() -> None:
                   ("direct", 2, 32, 1), ("direct", 1, 32, 2)]
         if args.rows == "targets":
             workloads, setups = [workloads[0], workloads[2]], setups[0:1] + setups[2:4]
+        elif args.rows == "ceiling":
+            workloads, setups = workloads[:1], setups[2:4]
         configs = [(p1, p2, *setup) for p1, p2 in workloads for setup in setups]
         if tree is not None:
             configs += [(p1, p2, "baseline", 1, 10, 1) for p1, p2 in workloads]
