@@ -24,7 +24,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 # then the decision path's modules compiled, where their sources changed (metamon_sp/compiled.py;
-# seconds when nothing did, ~40 s from nothing; METAMON_SP_COMPILED=0 skips it)
+# instant when nothing did, ~1 min on 2 cores from nothing; METAMON_SP_COMPILED=0 skips it)
 install: $(BIN)/.installed
 	$(BIN)/python -m metamon_sp.compile
 
