@@ -50,7 +50,7 @@ def test_the_target_ratios_come_from_the_matching_rows():
             row("random", "direct", 32, 1500), row("policy", "direct", 32, 1200),
             row("policy", "direct", 10, 9999), row("policy", "server @abc", 10, 400),
             row("policy", "direct", 32, 8888, simulators=2),
-            row("sim alone (random)", "node only", 10, 5000, instances=2, simulators=2)]
+            row("sim alone (uniform random)", "node only", 10, 5000, instances=2, simulators=2)]
     got = _bench().targets(rows)
     assert len(got) == 4  # no rows with one instance per core: no such ratios
     rows += [row("random", "direct", 32, 2600, instances=2), row("policy", "direct", 32, 1400,
@@ -63,6 +63,10 @@ def test_the_target_ratios_come_from_the_matching_rows():
     assert got["direct policy play / server @abc's policy play"] == (1200 / 400, 2.0)
     assert "direct policy play / server @abc's random play" not in got
     assert got["direct random play / the two-process ceiling"] == (1500 / 5000, 0.5)
+    # a row of before the ceiling chose as ours: its ratio under its own name
+    rows.append(row("sim alone (random)", "node only", 10, 4000, instances=2, simulators=2))
+    old = "direct random play / the two-process ceiling of RandomPlayerAI as it comes"
+    assert _bench().targets(rows)[old] == (1500 / 4000, 0.5)
     summary = _bench().paired_summary([2.1, 1.9, 2.0], 2.0)
     assert "3 rounds" in summary and "2 of 3 rounds at the target" in summary
 
