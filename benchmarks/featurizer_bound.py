@@ -166,7 +166,8 @@ def main() -> None:
             sys.path.insert(0, str(ROOT / "benchmarks"))
             from battle_backends import ceiling
 
-            ceilings.append(ceiling(args.battles * 2, 2)["decisions_per_s"])
+            # each process plays what an instance plays (see battle_backends.py)
+            ceilings.append(ceiling(max(1, args.battles // args.instances), 2)["decisions_per_s"])
             print(json.dumps({"ceiling, 2 processes": ceilings[-1]}), file=sys.stderr, flush=True)
     for p1, _ in WORKLOADS:
         if len({r["decisions"] for r in rows[(p1, False)] + rows[(p1, True)]}) != 1:
