@@ -30,7 +30,8 @@ let decisions = 0;
 
 class CountingAI extends RandomPlayerAI {
   receiveRequest(request) {
-    const active = request.active && !request.forceSwitch && !request.wait ? request.active[0] : null;
+    const moving = request.active && !request.forceSwitch && !request.wait;
+    const active = moving ? request.active[0] : null;
     if (active && choices === 'uniform') {  // RandomPlayerAI switches when random() > this.move
       const moves = active.moves.filter((m) => !m.disabled).length;
       const switches = active.trapped ? 0 : request.side.pokemon.filter(
