@@ -24,9 +24,9 @@ battles as each instance of the direct backend does (`--battles` over the proces
 share of warm-up and wind-down in both. Its players choose as our random player does, uniformly
 among the legal moves and switches, so both sides of the ratio play the same game (RandomPlayerAI
 as it comes switches only when it cannot move: ~110 decisions a battle against ~144, each dearer
-to simulate). (The first battles of a process run while V8 still
-compiles the simulator, the last ones with fewer in flight: at 150 battles an instance, random
-play ran 0.81-0.87x its rate at 600.) The figures of issue 10 are taken at `--battles 1200`,
+to simulate). (The first battles of a process run while V8 still compiles the simulator, the
+last ones with fewer in flight: at 150 battles an instance, random play ran 0.81-0.87x its rate
+at 600.) The figures of issue 10 are taken at `--battles 1200`,
 about a collection's size (the laptop scale collects 1,500 battles a generation).
 
 `--baseline REV` adds the websocket server path of an older revision of this repository (its
